@@ -1,0 +1,171 @@
+//! The coordinator server: loads the catalog from the metadata store, listens for clients,
+//! runs a session per connection, and shuts down gracefully (idle sessions are closed with
+//! 57P01 at once, busy ones when their statement ends or the grace period runs out).
+
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
+
+use pgshard_catalog::{CatalogSnapshot, MetadataStore, NodeRegistration};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::backend::{NodeAddr, Pools};
+use crate::cancel::CancelRegistry;
+use crate::config::Config;
+use crate::error::CoordError;
+use crate::frontend::Authenticator;
+
+/// What every session shares: explicit dependencies, no globals.
+pub struct Shared {
+    /// The configuration the coordinator runs with.
+    pub config: Config,
+    /// Client authentication.
+    pub auth: Authenticator,
+    /// Data-node connection pools.
+    pub pools: Arc<Pools>,
+    /// Cancel keys of live sessions.
+    pub cancels: Arc<CancelRegistry>,
+    catalog: RwLock<Arc<CatalogSnapshot>>,
+}
+
+impl Shared {
+    /// The current catalog snapshot.
+    pub fn catalog(&self) -> Arc<CatalogSnapshot> {
+        self.catalog.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// The node the planner sends a session's statements to.
+    pub fn default_node(&self) -> Result<NodeAddr, CoordError> {
+        let catalog = self.catalog();
+        let plan = pgshard_planner::plan(&catalog)?;
+        let pgshard_planner::DistributedPlan::PassThrough { node } = plan;
+        let node = catalog
+            .node(node)
+            .ok_or_else(|| CoordError::Catalog(pgshard_catalog::CatalogError::NoDataNode))?;
+        Ok(NodeAddr::of(node))
+    }
+}
+
+/// A coordinator bound to its port, ready to serve.
+pub struct Coordinator {
+    listener: TcpListener,
+    shared: Arc<Shared>,
+}
+
+impl Coordinator {
+    /// Connects to the metadata store, creates the catalog schema if needed, registers the
+    /// configured data nodes, loads the catalog and binds the listen address.
+    pub async fn start(config: Config) -> anyhow::Result<Self> {
+        let mut store = connect_metadata(&config.metadata.dsn).await?;
+        store.migrate().await?;
+        if !config.data_nodes.is_empty() {
+            let nodes: Vec<NodeRegistration> = config
+                .data_nodes
+                .iter()
+                .map(|n| NodeRegistration { name: n.name.clone(), host: n.host.clone(), port: n.port })
+                .collect();
+            store.register_nodes(&nodes).await?;
+        }
+        let catalog = store.load().await?;
+        catalog.default_node().map_err(|e| anyhow::anyhow!("{e}: list data nodes in the config or with --data-node"))?;
+        let listener = TcpListener::bind(&config.listen).await.map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AddrInUse {
+                anyhow::anyhow!("cannot listen on {}: the address is already in use (choose another with --port/--listen)", config.listen)
+            } else {
+                anyhow::anyhow!("cannot listen on {}: {e}", config.listen)
+            }
+        })?;
+        tracing::info!(listen = %config.listen, nodes = catalog.nodes.len(), "coordinator ready");
+        let shared = Arc::new(Shared {
+            auth: Authenticator::new(&config),
+            pools: Pools::new(config.pool.clone()),
+            cancels: CancelRegistry::new(),
+            catalog: RwLock::new(Arc::new(catalog)),
+            config,
+        });
+        Ok(Self { listener, shared })
+    }
+
+    /// The address clients connect to.
+    pub fn local_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// The shared state (for tests and monitoring).
+    pub fn shared(&self) -> Arc<Shared> {
+        self.shared.clone()
+    }
+
+    /// Serves clients until `stop` resolves, then shuts down gracefully.
+    pub async fn serve(self, stop: impl std::future::Future<Output = ()>) {
+        let (tx, rx) = watch::channel(false);
+        let mut sessions = JoinSet::new();
+        tokio::pin!(stop);
+        loop {
+            tokio::select! {
+                accepted = self.listener.accept() => match accepted {
+                    Ok((stream, peer)) => {
+                        sessions.spawn(crate::session::serve(stream, peer, self.shared.clone(), rx.clone()));
+                    }
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                },
+                Some(_) = sessions.join_next(), if !sessions.is_empty() => {}
+                () = &mut stop => break,
+            }
+        }
+        drop(self.listener);
+        let _ = tx.send(true);
+        let grace = Duration::from_secs(self.shared.config.shutdown_grace_secs);
+        tracing::info!(sessions = sessions.len(), grace_secs = grace.as_secs(), "shutting down");
+        let drained = tokio::time::timeout(grace, async { while sessions.join_next().await.is_some() {} }).await;
+        if drained.is_err() {
+            tracing::warn!(sessions = sessions.len(), "grace period over, closing busy sessions");
+            sessions.shutdown().await;
+        }
+        self.shared.pools.close_idle();
+        tracing::info!("coordinator stopped");
+    }
+}
+
+async fn connect_metadata(dsn: &str) -> anyhow::Result<MetadataStore> {
+    let config: tokio_postgres::Config =
+        dsn.parse().map_err(|e| anyhow::anyhow!("bad metadata DSN {dsn:?}: {e}"))?;
+    let (client, connection) = tokio::time::timeout(Duration::from_secs(10), config.connect(tokio_postgres::NoTls))
+        .await
+        .map_err(|_| anyhow::anyhow!("metadata store {dsn:?} did not answer within 10 s"))?
+        .map_err(|e| anyhow::anyhow!("cannot connect to the metadata store {dsn:?}: {e}"))?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::error!(error = %e, "metadata store connection lost");
+        }
+    });
+    Ok(MetadataStore::new(client))
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

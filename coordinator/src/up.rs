@@ -1,0 +1,158 @@
+//! `pgshard up`: the embedded default. Starts (creating on first run) one PostgreSQL server for
+//! the metadata store and N for the data nodes under one directory, registers the nodes in the
+//! catalog, runs the coordinator until Ctrl-C or SIGTERM, then stops every server it started.
+//!
+//! Layout of the directory: `meta/` and `dn1/`, `dn2/`, ... are PostgreSQL data directories,
+//! each with its server log beside it (`meta.log`, `dn1.log`, ...). Ports of the servers are
+//! picked free at each start; the catalog is updated with them.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::config::{Config, DataNodeConfig};
+use crate::pg::{InstanceConfig, PgBinaries, PgInstance, free_port};
+use crate::server::{Coordinator, shutdown_signal};
+
+/// The metadata database's name on the metadata server.
+pub const METADATA_DB: &str = "pgshard";
+
+/// What `pgshard up` was asked for.
+#[derive(Debug, Clone)]
+pub struct UpOptions {
+    /// Data nodes wanted (an existing cluster with more keeps them all).
+    pub data_nodes: usize,
+    /// Coordinator port on 127.0.0.1 (0 picks a free one).
+    pub port: u16,
+    /// Cluster directory.
+    pub dir: PathBuf,
+    /// Tests: no fsync anywhere.
+    pub fast: bool,
+}
+
+/// The PostgreSQL servers of a local cluster, running. Dropping it stops them.
+pub struct LocalServers {
+    /// The metadata store's server.
+    pub meta: PgInstance,
+    /// Data-node servers, `dn1` first.
+    pub nodes: Vec<PgInstance>,
+    dir: PathBuf,
+}
+
+impl LocalServers {
+    /// Starts (creating on first use) the metadata server and the data-node servers. Must be
+    /// called from a thread that outlives the servers (see [`PgInstance::start`]).
+    pub fn start(opts: &UpOptions) -> anyhow::Result<Self> {
+        if opts.data_nodes == 0 {
+            anyhow::bail!("--data-nodes must be at least 1");
+        }
+        std::fs::create_dir_all(&opts.dir)
+            .with_context(|| format!("cannot create cluster directory {}", opts.dir.display()))?;
+        let dir = opts.dir.canonicalize()?;
+        let existing = existing_nodes(&dir);
+        if existing > opts.data_nodes {
+            tracing::info!(existing, asked = opts.data_nodes, "the cluster already has more data nodes; starting them all");
+        }
+        let count = existing.max(opts.data_nodes);
+        let bins = PgBinaries::discover()?;
+        let meta = PgInstance::start(&bins, instance(&dir, "meta", opts.fast, &[])?)?;
+        let node_settings = [
+            ("max_connections", "200"),
+            // Two-phase commit needs prepared-transaction slots on every data node.
+            ("max_prepared_transactions", "200"),
+        ];
+        let mut nodes = Vec::with_capacity(count);
+        for i in 1..=count {
+            nodes.push(PgInstance::start(&bins, instance(&dir, &format!("dn{i}"), opts.fast, &node_settings)?)?);
+        }
+        Ok(Self { meta, nodes, dir })
+    }
+
+    /// The coordinator configuration for these servers, listening on `port`.
+    pub fn coordinator_config(&self, port: u16) -> Config {
+        let mut config = Config::default();
+        config.listen = format!("127.0.0.1:{port}");
+        config.metadata.dsn =
+            format!("host=127.0.0.1 port={} user=postgres dbname={METADATA_DB}", self.meta.port());
+        config.data_nodes = self
+            .nodes
+            .iter()
+            .map(|n| DataNodeConfig { name: n.name().to_owned(), host: "127.0.0.1".into(), port: n.port() })
+            .collect();
+        config
+    }
+
+    /// The cluster directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Stops every server, data nodes first.
+    pub fn stop(mut self) {
+        for node in self.nodes.iter_mut().rev() {
+            if let Err(e) = node.stop() {
+                tracing::warn!(node = node.name(), error = %e, "stopping data node");
+            }
+        }
+        if let Err(e) = self.meta.stop() {
+            tracing::warn!(error = %e, "stopping metadata server");
+        }
+    }
+}
+
+fn instance(dir: &Path, name: &str, fast: bool, settings: &[(&str, &str)]) -> anyhow::Result<InstanceConfig> {
+    Ok(InstanceConfig {
+        name: name.to_owned(),
+        datadir: dir.join(name),
+        port: free_port()?,
+        settings: settings.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+        fast,
+    })
+}
+
+/// Data-node directories already present (`dn1`, `dn2`, ... without gaps).
+fn existing_nodes(dir: &Path) -> usize {
+    (1..).take_while(|i| dir.join(format!("dn{i}")).join("PG_VERSION").exists()).count()
+}
+
+/// Creates the metadata database on first run.
+pub async fn ensure_metadata_db(meta_port: u16) -> anyhow::Result<()> {
+    let dsn = format!("host=127.0.0.1 port={meta_port} user=postgres dbname=postgres");
+    let (client, conn) = tokio::time::timeout(Duration::from_secs(10), tokio_postgres::connect(&dsn, tokio_postgres::NoTls))
+        .await
+        .context("metadata server did not answer")??;
+    let task = tokio::spawn(conn);
+    let exists = client.query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&METADATA_DB]).await?.is_some();
+    if !exists {
+        client.batch_execute(&format!("CREATE DATABASE {METADATA_DB}")).await?;
+    }
+    drop(client);
+    let _ = task.await;
+    Ok(())
+}
+
+/// `pgshard up`: runs until Ctrl-C / SIGTERM.
+pub fn run_up(opts: UpOptions) -> anyhow::Result<()> {
+    if opts.port != 0 {
+        std::net::TcpListener::bind(("127.0.0.1", opts.port)).map_err(|e| {
+            anyhow::anyhow!("cannot listen on 127.0.0.1:{}: {e} (choose another port with --port)", opts.port)
+        })?;
+    }
+    let servers = LocalServers::start(&opts)?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    let result = runtime.block_on(async {
+        ensure_metadata_db(servers.meta.port()).await?;
+        let coordinator = Coordinator::start(servers.coordinator_config(opts.port)).await?;
+        let addr = coordinator.local_addr()?;
+        println!("pgshard is up: {} data node(s), data in {}", servers.nodes.len(), servers.dir().display());
+        println!("connect with:  psql -h {} -p {} -U postgres", addr.ip(), addr.port());
+        println!("stop with Ctrl-C");
+        coordinator.serve(shutdown_signal()).await;
+        anyhow::Ok(())
+    });
+    drop(runtime);
+    servers.stop();
+    println!("pgshard stopped");
+    result
+}

@@ -1,0 +1,66 @@
+//! The pgshard planner: a pure function from a statement and a catalog snapshot to a
+//! [`DistributedPlan`] saying where the statement runs and how results combine. No I/O, no
+//! state, nothing async.
+//!
+//! Until distributed tables exist every table is an ordinary table on the default data node,
+//! so every statement is planned as a pass-through to that node, sent exactly as the client
+//! wrote it.
+
+use std::fmt;
+
+use pgshard_catalog::{CatalogError, CatalogSnapshot, NodeId};
+
+/// Why a statement could not be planned.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    /// The catalog cannot place the statement.
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+}
+
+/// Where a statement runs and how its results are combined.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DistributedPlan {
+    /// Send the client's messages unchanged to one data node and relay its answers unchanged.
+    PassThrough {
+        /// The node that runs the statement.
+        node: NodeId,
+    },
+}
+
+impl fmt::Display for DistributedPlan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DistributedPlan::PassThrough { node } => write!(f, "PassThrough node={node}"),
+        }
+    }
+}
+
+/// Plans a statement. Every statement currently passes through to the default node, so only
+/// the catalog is consulted; the statement text is not needed yet.
+pub fn plan(catalog: &CatalogSnapshot) -> Result<DistributedPlan, PlanError> {
+    Ok(DistributedPlan::PassThrough { node: catalog.default_node()?.id })
+}
+
+#[cfg(test)]
+mod tests {
+    use pgshard_catalog::Node;
+
+    use super::*;
+
+    #[test]
+    fn everything_goes_to_the_default_node() {
+        let catalog = CatalogSnapshot {
+            nodes: vec![
+                Node { id: NodeId(1), name: "dn1".into(), host: "h".into(), port: 1, is_default: false },
+                Node { id: NodeId(2), name: "dn2".into(), host: "h".into(), port: 2, is_default: true },
+            ],
+        };
+        assert_eq!(plan(&catalog).unwrap().to_string(), "PassThrough node=2");
+    }
+
+    #[test]
+    fn no_node_no_plan() {
+        assert!(plan(&CatalogSnapshot::default()).is_err());
+    }
+}

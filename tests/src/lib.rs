@@ -1,0 +1,3 @@
+//! Integration-test harness for pgshard.
+
+pub mod slt;

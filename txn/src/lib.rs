@@ -1,0 +1,49 @@
+//! Distributed transaction state. For now a client session's transaction lives on one data
+//! node, and its state is the one that node reports in ReadyForQuery; two-phase commit and
+//! recovery build on this type.
+
+/// The transaction state of a session, as PostgreSQL's ReadyForQuery reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TxnStatus {
+    /// Not in a transaction block (`I`).
+    #[default]
+    Idle,
+    /// In a transaction block (`T`).
+    InBlock,
+    /// In a failed transaction block (`E`): statements are refused until ROLLBACK.
+    Failed,
+}
+
+impl TxnStatus {
+    /// Reads the status byte of a ReadyForQuery message.
+    pub fn from_byte(b: u8) -> Option<Self> {
+        match b {
+            b'I' => Some(Self::Idle),
+            b'T' => Some(Self::InBlock),
+            b'E' => Some(Self::Failed),
+            _ => None,
+        }
+    }
+
+    /// The status byte of a ReadyForQuery message.
+    pub fn as_byte(self) -> u8 {
+        match self {
+            Self::Idle => b'I',
+            Self::InBlock => b'T',
+            Self::Failed => b'E',
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_bytes_round_trip() {
+        for s in [TxnStatus::Idle, TxnStatus::InBlock, TxnStatus::Failed] {
+            assert_eq!(TxnStatus::from_byte(s.as_byte()), Some(s));
+        }
+        assert_eq!(TxnStatus::from_byte(b'X'), None);
+    }
+}
