@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use pgwire::api::auth::sasl::scram::{ScramSecret, ScramServerAuth, gen_salted_password};
-use pgwire::messages::startup::{Authentication, NegotiateProtocolVersion};
+use pgwire::messages::startup::{Authentication, NegotiateProtocolVersion, SecretKey};
 use pgwire::messages::{DecodeContext, PgWireBackendMessage, PgWireFrontendMessage, SslNegotiationMetaMessage};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -109,7 +109,12 @@ async fn open_inner(
                 ctx.awaiting_frontend_ssl = false;
             }
             PgWireFrontendMessage::CancelRequest(c) => {
-                if let pgwire::messages::startup::SecretKey::I32(secret) = c.secret_key {
+                // Our keys are 4 bytes (protocol 3.0); pgwire may hand them over as bytes.
+                let secret = match c.secret_key {
+                    SecretKey::I32(s) => Some(s),
+                    SecretKey::Bytes(b) => <[u8; 4]>::try_from(&b[..]).ok().map(i32::from_be_bytes),
+                };
+                if let Some(secret) = secret {
                     cancels.cancel(c.pid, secret).await;
                 }
                 return Ok(Opening::Cancelled);

@@ -1,6 +1,7 @@
 //! The `pgshard` command: `up` runs a local cluster, `serve` a coordinator against servers
 //! that already run.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -88,7 +89,11 @@ impl ServeArgs {
 fn main() -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_env("PGSHARD_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .init();
     let result = match Cli::parse().command {
         Command::Up(a) => run_up(UpOptions { data_nodes: a.data_nodes, port: a.port, dir: a.dir, fast: false }),
         Command::Serve(a) => serve(a),

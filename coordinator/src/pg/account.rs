@@ -82,7 +82,10 @@ impl RunAs {
             return Ok(());
         };
         let mut test = self.setpriv();
-        test.arg("--").arg(system_program("test")).arg("-x").arg(probe);
+        test.arg("--")
+            .arg(system_program("test"))
+            .arg("-x")
+            .arg(probe);
         let status = test
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -92,7 +95,10 @@ impl RunAs {
         if status.success() {
             Ok(())
         } else {
-            Err(PgError::Unreachable { dir: dir.to_path_buf(), user: user.clone() })
+            Err(PgError::Unreachable {
+                dir: dir.to_path_buf(),
+                user: user.clone(),
+            })
         }
     }
 }
@@ -130,18 +136,28 @@ fn ensure_account(user: &str) -> Result<(), PgError> {
     // Serialises creation between our own threads; other processes may race us, and then
     // useradd fails ("already exists" or "cannot lock /etc/passwd"), so we look again and retry.
     static CREATING: Mutex<()> = Mutex::new(());
-    let _guard = CREATING.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _guard = CREATING
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let mut attempts = 0;
     loop {
         if account_exists(user) {
             return Ok(());
         }
         let created = run(Command::new(system_program("useradd"))
-            .args(["--system", "--no-create-home", "--shell", "/usr/sbin/nologin"])
+            .args([
+                "--system",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+            ])
             .args(["--user-group", user]));
         match created {
             Ok(_) => {
-                tracing::info!(user, "created system account to run PostgreSQL (it refuses root)");
+                tracing::info!(
+                    user,
+                    "created system account to run PostgreSQL (it refuses root)"
+                );
                 return Ok(());
             }
             Err(err) if attempts >= 10 => return Err(err),
@@ -163,6 +179,8 @@ fn account_exists(user: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs::Permissions;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn parses_effective_uid() {
@@ -182,10 +200,20 @@ mod tests {
     #[test]
     fn command_wraps_in_setpriv() {
         let cmd = RunAs::ServiceAccount("svc".into()).command(Path::new("/bin/postgres"));
-        let args: Vec<_> = cmd.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
+        let args: Vec<_> = cmd
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
         assert_eq!(
             args,
-            ["--reuid=svc", "--regid=svc", "--init-groups", "--pdeathsig=INT", "--", "/bin/postgres"]
+            [
+                "--reuid=svc",
+                "--regid=svc",
+                "--init-groups",
+                "--pdeathsig=INT",
+                "--",
+                "/bin/postgres"
+            ]
         );
         let cmd = RunAs::CurrentUser.command(Path::new("/bin/postgres"));
         assert_eq!(cmd.get_args().count(), 3);
@@ -197,7 +225,10 @@ mod tests {
         if run_as == RunAs::CurrentUser {
             return; // only meaningful as root
         }
-        let private = tempfile::tempdir().unwrap(); // mode 0700, owned by root
+        let private = tempfile::Builder::new()
+            .permissions(Permissions::from_mode(0o700))
+            .tempdir()
+            .unwrap();
         let data = private.path().join("data");
         let err = run_as.check_can_create(&data).unwrap_err();
         assert!(matches!(err, PgError::Unreachable { .. }), "{err}");
@@ -205,6 +236,9 @@ mod tests {
         run_as.give(&data).unwrap();
         let err = run_as.check_reachable(&data).unwrap_err();
         assert!(matches!(err, PgError::Unreachable { .. }), "{err}");
-        assert!(err.to_string().contains("--dir such as /var/lib/pgshard"), "{err}");
+        assert!(
+            err.to_string().contains("--dir such as /var/lib/pgshard"),
+            "{err}"
+        );
     }
 }

@@ -55,7 +55,10 @@ impl PgBinaries {
     fn discover_in(search: &Search) -> Result<Self, PgError> {
         if let Some(dir) = &search.override_dir {
             if let Some(missing) = missing_program(dir) {
-                return Err(PgError::BadBindir { dir: dir.clone(), missing });
+                return Err(PgError::BadBindir {
+                    dir: dir.clone(),
+                    missing,
+                });
             }
             return Self::at(dir.clone());
         }
@@ -105,7 +108,10 @@ fn candidates(search: &Search) -> Vec<PathBuf> {
         let postgres = dir.join("postgres");
         if is_executable(&postgres) {
             // /usr/local/bin/postgres may be a lone symlink; its target's directory has the rest.
-            if let Some(real) = std::fs::canonicalize(&postgres).ok().and_then(|p| p.parent().map(Path::to_path_buf)) {
+            if let Some(real) = std::fs::canonicalize(&postgres)
+                .ok()
+                .and_then(|p| p.parent().map(Path::to_path_buf))
+            {
                 dirs.push(real);
             }
             dirs.push(dir);
@@ -126,12 +132,17 @@ fn versioned_bindirs(root: &Path) -> Vec<PathBuf> {
         .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
         .collect();
     majors.sort_unstable_by(|a, b| b.cmp(a));
-    majors.into_iter().map(|major| root.join(major.to_string()).join("bin")).collect()
+    majors
+        .into_iter()
+        .map(|major| root.join(major.to_string()).join("bin"))
+        .collect()
 }
 
 /// The first required program missing from `dir`, if any.
 fn missing_program(dir: &Path) -> Option<&'static str> {
-    REQUIRED.into_iter().find(|name| !is_executable(&dir.join(name)))
+    REQUIRED
+        .into_iter()
+        .find(|name| !is_executable(&dir.join(name)))
 }
 
 fn is_executable(path: &Path) -> bool {
@@ -151,7 +162,10 @@ mod tests {
 
     #[test]
     fn parses_major_versions() {
-        assert_eq!(parse_major("postgres (PostgreSQL) 15.14 (Debian 15.14-0+deb12u1)\n"), Some(15));
+        assert_eq!(
+            parse_major("postgres (PostgreSQL) 15.14 (Debian 15.14-0+deb12u1)\n"),
+            Some(15)
+        );
         assert_eq!(parse_major("postgres (PostgreSQL) 17devel"), Some(17));
         assert_eq!(parse_major("postgres (PostgreSQL) 9.6.24"), Some(9));
         assert_eq!(parse_major("something else"), None);
@@ -167,16 +181,31 @@ mod tests {
     #[test]
     fn override_to_empty_dir_names_the_missing_program() {
         let empty = tempfile::tempdir().unwrap();
-        let search = Search { override_dir: Some(empty.path().into()), ..Search::default() };
+        let search = Search {
+            override_dir: Some(empty.path().into()),
+            ..Search::default()
+        };
         let err = PgBinaries::discover_in(&search).unwrap_err();
-        assert!(matches!(&err, PgError::BadBindir { missing: "postgres", .. }), "{err}");
+        assert!(
+            matches!(
+                &err,
+                PgError::BadBindir {
+                    missing: "postgres",
+                    ..
+                }
+            ),
+            "{err}"
+        );
         assert!(err.to_string().contains("PGSHARD_PG_BINDIR="), "{err}");
     }
 
     #[test]
     fn override_wins_over_the_search() {
         let real = PgBinaries::discover().unwrap();
-        let search = Search { override_dir: Some(real.bindir().into()), ..Search::default() };
+        let search = Search {
+            override_dir: Some(real.bindir().into()),
+            ..Search::default()
+        };
         assert_eq!(PgBinaries::discover_in(&search).unwrap(), real);
     }
 
@@ -198,9 +227,16 @@ mod tests {
     fn path_symlink_resolves_to_full_bindir() {
         let real = PgBinaries::discover().unwrap();
         let fake_path = tempfile::tempdir().unwrap();
-        std::os::unix::fs::symlink(real.program("postgres"), fake_path.path().join("postgres")).unwrap();
-        let search = Search { path: Some(fake_path.path().as_os_str().to_owned()), ..Search::default() };
+        std::os::unix::fs::symlink(real.program("postgres"), fake_path.path().join("postgres"))
+            .unwrap();
+        let search = Search {
+            path: Some(fake_path.path().as_os_str().to_owned()),
+            ..Search::default()
+        };
         let found = PgBinaries::discover_in(&search).unwrap();
-        assert_eq!(found.bindir(), std::fs::canonicalize(real.bindir()).unwrap());
+        assert_eq!(
+            found.bindir(),
+            std::fs::canonicalize(real.bindir()).unwrap()
+        );
     }
 }

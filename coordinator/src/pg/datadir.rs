@@ -7,7 +7,7 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use super::account::RunAs;
-use super::process::{ProcStat, is_running, run};
+use super::process::{ProcStat, describe, is_running};
 use super::{PgBinaries, PgError};
 
 /// How many log lines an error message carries.
@@ -35,27 +35,42 @@ pub(crate) fn inspect(dir: &Path) -> Result<DataDirState, PgError> {
         return Ok(DataDirState::Empty);
     }
     match std::fs::read_to_string(dir.join("PG_VERSION")) {
-        Ok(version) => Ok(DataDirState::Cluster { version: version.trim().to_owned() }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            Err(PgError::NotACluster { dir: dir.to_path_buf() })
-        }
+        Ok(version) => Ok(DataDirState::Cluster {
+            version: version.trim().to_owned(),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(PgError::NotACluster {
+            dir: dir.to_path_buf(),
+        }),
         Err(e) => Err(PgError::io(context())(e)),
     }
 }
 
-/// The pid in `postmaster.pid` if that process is alive and is a PostgreSQL server; a stale
-/// file left by a crash is PostgreSQL's business (it removes it on start).
+/// The pid in `postmaster.pid` if that process is alive and is a PostgreSQL server working
+/// in `dir` (every server process has its data directory as working directory). A stale file
+/// left by a crash, its pid maybe reused since, is PostgreSQL's business: it replaces it.
 pub(crate) fn running_pid(dir: &Path) -> Option<u32> {
     let pidfile = std::fs::read_to_string(dir.join("postmaster.pid")).ok()?;
     let pid: u32 = pidfile.lines().next()?.trim().parse().ok()?;
-    let is_server = ProcStat::read(pid).is_some_and(|s| s.comm == "postgres" || s.comm == "postmaster");
-    (is_server && is_running(pid)).then_some(pid)
+    let is_server =
+        ProcStat::read(pid).is_some_and(|s| s.comm == "postgres" || s.comm == "postmaster");
+    // Unreadable (another user's process, without root): assume it is that server.
+    let works_here = match (
+        std::fs::read_link(format!("/proc/{pid}/cwd")),
+        dir.canonicalize(),
+    ) {
+        (Ok(cwd), Ok(dir)) => cwd == dir,
+        _ => true,
+    };
+    (is_server && works_here && is_running(pid)).then_some(pid)
 }
 
 /// `<datadir>.log`, the sibling log file of a data directory.
 pub(crate) fn log_path(dir: &Path) -> Result<PathBuf, PgError> {
     let name = dir.file_name().ok_or_else(|| PgError::Io {
-        context: format!("data directory {} has no name to derive its log file from", dir.display()),
+        context: format!(
+            "data directory {} has no name to derive its log file from",
+            dir.display()
+        ),
         source: std::io::ErrorKind::InvalidInput.into(),
     })?;
     let mut log_name = name.to_os_string();
@@ -66,27 +81,39 @@ pub(crate) fn log_path(dir: &Path) -> Result<PathBuf, PgError> {
 /// Creates `dir` with mode 0700 (PostgreSQL's requirement), and its parents as needed.
 pub(crate) fn create(dir: &Path) -> Result<(), PgError> {
     if let Some(parent) = dir.parent() {
-        std::fs::create_dir_all(parent)
-            .map_err(PgError::io(format!("cannot create directory {}", parent.display())))?;
+        std::fs::create_dir_all(parent).map_err(PgError::io(format!(
+            "cannot create directory {}",
+            parent.display()
+        )))?;
     }
     DirBuilder::new()
         .mode(0o700)
         .create(dir)
-        .map_err(PgError::io(format!("cannot create data directory {}", dir.display())))
+        .map_err(PgError::io(format!(
+            "cannot create data directory {}",
+            dir.display()
+        )))
 }
 
-/// Opens the log for appending; returns it with its current length (where this run starts).
-pub(crate) fn open_log(path: &Path) -> Result<(File, u64), PgError> {
-    let file = OpenOptions::new()
+/// Opens the log for appending.
+pub(crate) fn open_log(path: &Path) -> Result<File, PgError> {
+    OpenOptions::new()
         .create(true)
         .append(true)
         .open(path)
-        .map_err(PgError::io(format!("cannot open log file {}", path.display())))?;
-    let len = file
-        .metadata()
-        .map_err(PgError::io(format!("cannot read log file {}", path.display())))?
-        .len();
-    Ok((file, len))
+        .map_err(PgError::io(format!(
+            "cannot open log file {}",
+            path.display()
+        )))
+}
+
+/// The log's current length: where the next writer's part starts.
+pub(crate) fn log_len(log: &File, path: &Path) -> Result<u64, PgError> {
+    let meta = log.metadata().map_err(PgError::io(format!(
+        "cannot read log file {}",
+        path.display()
+    )))?;
+    Ok(meta.len())
 }
 
 /// Runs initdb on `dir` (superuser `postgres`, trust auth, UTF8, C.UTF-8), its output
@@ -100,19 +127,31 @@ pub(crate) fn initdb(
 ) -> Result<(), PgError> {
     let mut cmd = run_as.command(&bins.program("initdb"));
     cmd.arg("-D").arg(dir);
-    cmd.args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8", "--no-instructions"]);
+    cmd.args([
+        "-U",
+        "postgres",
+        "--auth=trust",
+        "-E",
+        "UTF8",
+        "--locale=C.UTF-8",
+        "--no-instructions",
+    ]);
     if fast {
         cmd.arg("--no-sync");
     }
-    let output = cmd.output().map_err(PgError::io("cannot run setpriv (from util-linux)"))?;
+    let output = cmd
+        .output()
+        .map_err(PgError::io("cannot run setpriv (from util-linux)"))?;
     // Best effort: the log is for people; the error below carries what matters.
-    let _ = log.write_all(&output.stdout).and_then(|()| log.write_all(&output.stderr));
+    let _ = log
+        .write_all(&output.stdout)
+        .and_then(|()| log.write_all(&output.stderr));
     if output.status.success() {
         return Ok(());
     }
     let stderr = String::from_utf8_lossy(&output.stderr);
     Err(PgError::Command {
-        command: super::process::describe(&cmd),
+        command: describe(&cmd),
         status: output.status.to_string(),
         stderr: last_lines(&stderr, TAIL_LINES),
     })
@@ -143,12 +182,13 @@ pub(crate) fn read_since(path: &Path, from: u64) -> String {
     }
 }
 
-/// A log excerpt for error messages: a header naming the file, then its last lines.
-pub(crate) fn describe_tail(path: &Path, text: &str) -> String {
+/// Why a start failed and this start's part of the log, for [`PgError::StartFailed`].
+pub(crate) fn describe_tail(reason: &str, path: &Path, text: &str) -> String {
     if text.trim().is_empty() {
-        return format!("its log {} is empty", path.display());
+        return format!("{reason}; it wrote nothing to its log {}", path.display());
     }
-    format!("last lines of {}:\n{}", path.display(), last_lines(text, TAIL_LINES))
+    let tail = last_lines(text, TAIL_LINES);
+    format!("{reason}; last lines of {}:\n{tail}", path.display())
 }
 
 /// The last `n` lines of `text`, without a trailing newline.
@@ -163,8 +203,14 @@ mod tests {
 
     #[test]
     fn log_file_is_a_sibling() {
-        assert_eq!(log_path(Path::new("/var/lib/pgshard/dn1")).unwrap(), Path::new("/var/lib/pgshard/dn1.log"));
-        assert_eq!(log_path(Path::new("/x/meta/")).unwrap(), Path::new("/x/meta.log"));
+        assert_eq!(
+            log_path(Path::new("/var/lib/pgshard/dn1")).unwrap(),
+            Path::new("/var/lib/pgshard/dn1.log")
+        );
+        assert_eq!(
+            log_path(Path::new("/x/meta/")).unwrap(),
+            Path::new("/x/meta.log")
+        );
         assert!(log_path(Path::new("/")).is_err());
     }
 
@@ -178,7 +224,12 @@ mod tests {
         std::fs::write(dir.join("notes.txt"), "mine").unwrap();
         assert!(matches!(inspect(&dir), Err(PgError::NotACluster { .. })));
         std::fs::write(dir.join("PG_VERSION"), "15\n").unwrap();
-        assert_eq!(inspect(&dir).unwrap(), DataDirState::Cluster { version: "15".into() });
+        assert_eq!(
+            inspect(&dir).unwrap(),
+            DataDirState::Cluster {
+                version: "15".into()
+            }
+        );
     }
 
     #[test]
@@ -196,14 +247,18 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("x.log");
         std::fs::write(&path, "old run\n").unwrap();
-        let (mut log, start) = open_log(&path).unwrap();
+        let mut log = open_log(&path).unwrap();
+        let start = log_len(&log, &path).unwrap();
         let lines: String = (1..=30).map(|i| format!("line {i}\n")).collect();
         log.write_all(lines.as_bytes()).unwrap();
         let text = read_since(&path, start);
-        let tail = describe_tail(&path, &text);
-        assert!(tail.starts_with("last lines of "), "{tail}");
+        let tail = describe_tail("it exited", &path, &text);
+        assert!(tail.starts_with("it exited; last lines of "), "{tail}");
         let expected: Vec<String> = (11..=30).map(|i| format!("line {i}")).collect();
-        assert!(tail.ends_with(&format!(":\n{}", expected.join("\n"))), "{tail}");
-        assert!(describe_tail(&path, "").contains("is empty"));
+        assert!(
+            tail.ends_with(&format!(":\n{}", expected.join("\n"))),
+            "{tail}"
+        );
+        assert!(describe_tail("it hung", &path, "\n").contains("it hung; it wrote nothing"));
     }
 }

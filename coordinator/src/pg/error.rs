@@ -22,7 +22,9 @@ pub enum PgError {
     BadBindir { dir: PathBuf, missing: &'static str },
 
     /// Something else listens on the port already.
-    #[error("port {port} is already in use on 127.0.0.1; choose another with --port (or stop the program using it)")]
+    #[error(
+        "port {port} is already in use on 127.0.0.1; choose another with --port (or stop the program using it)"
+    )]
     PortInUse { port: u16 },
 
     /// The data directory belongs to a server that is still running.
@@ -48,7 +50,11 @@ pub enum PgError {
          another --dir",
         dir.display()
     )]
-    VersionMismatch { dir: PathBuf, found: String, expected: u32 },
+    VersionMismatch {
+        dir: PathBuf,
+        found: String,
+        expected: u32,
+    },
 
     /// Running as root, the unprivileged service account cannot reach the data directory.
     #[error(
@@ -59,13 +65,18 @@ pub enum PgError {
     )]
     Unreachable { dir: PathBuf, user: String },
 
-    /// The server exited, or did not accept connections in time.
-    #[error("PostgreSQL instance `{name}` failed to start (it exited, or did not accept connections in time); {log_tail}")]
+    /// The server exited, or did not accept connections in time. `log_tail` says which, then
+    /// quotes the last lines this start wrote to the server's log.
+    #[error("PostgreSQL instance `{name}` failed to start: {log_tail}")]
     StartFailed { name: String, log_tail: String },
 
     /// A helper program (initdb, useradd, chown, kill, ...) failed.
     #[error("`{command}` failed ({status}){}", stderr_suffix(stderr))]
-    Command { command: String, status: String, stderr: String },
+    Command {
+        command: String,
+        status: String,
+        stderr: String,
+    },
 
     /// A file-system or process operation failed.
     #[error("{context}: {source}")]

@@ -5,25 +5,20 @@ use std::fs::File;
 use std::net::{Ipv4Addr, TcpListener};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use super::account::RunAs;
 use super::datadir::{self, DataDirState};
-use super::process::{children_of, signal, spawn_owned, wait_exit, wait_gone};
+use super::process::spawn_owned;
+use super::shutdown::{kill_server, shut_down};
 use super::{PgBinaries, PgError};
 
 /// How long a server may take to accept connections.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 /// How often readiness is polled.
 const READY_POLL: Duration = Duration::from_millis(50);
-/// How long a fast shutdown (SIGINT) may take before we escalate.
-const STOP_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long an immediate shutdown (SIGQUIT) may take before we kill.
-const QUIT_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long killed backends may take to disappear.
-const KILL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What to run: where the cluster lives, its port and its settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -156,9 +151,10 @@ impl PgInstance {
             let Some(child) = self.child.as_mut() else {
                 return Err(self.start_failure(log_start, "it was stopped while starting"));
             };
-            let exited = child
-                .try_wait()
-                .map_err(PgError::io(format!("cannot wait for PostgreSQL instance `{}`", self.name)))?;
+            let exited = child.try_wait().map_err(PgError::io(format!(
+                "cannot wait for PostgreSQL instance `{}`",
+                self.name
+            )))?;
             if let Some(status) = exited {
                 self.child = None;
                 return Err(self.start_failure(log_start, &format!("it exited ({status})")));
@@ -170,7 +166,10 @@ impl PgInstance {
                 if let Err(err) = self.stop() {
                     tracing::error!(name = %self.name, %err, "cannot stop a server that did not start");
                 }
-                let reason = format!("it did not accept connections within {} s", READY_TIMEOUT.as_secs());
+                let reason = format!(
+                    "it did not accept connections within {} s",
+                    READY_TIMEOUT.as_secs()
+                );
                 return Err(self.start_failure(log_start, &reason));
             }
             thread::sleep(READY_POLL);
@@ -181,10 +180,13 @@ impl PgInstance {
     fn start_failure(&self, log_start: u64, reason: &str) -> PgError {
         let text = datadir::read_since(&self.log, log_start);
         tracing::error!(name = %self.name, port = self.port, log = %self.log.display(), reason, "PostgreSQL instance failed to start");
-        if text.lines().any(|l| l.contains("could not bind") && l.contains("already in use")) {
+        if is_port_conflict(&text) {
             return PgError::PortInUse { port: self.port };
         }
-        PgError::StartFailed { name: self.name.clone(), log_tail: datadir::describe_tail(&self.log, &text) }
+        PgError::StartFailed {
+            name: self.name.clone(),
+            log_tail: datadir::describe_tail(reason, &self.log, &text),
+        }
     }
 }
 
@@ -198,8 +200,10 @@ impl Drop for PgInstance {
 
 /// Checks the directory and port, creates the cluster if needed, and opens the log.
 fn prepare(bins: &PgBinaries, config: &InstanceConfig) -> Result<Prepared, PgError> {
-    let datadir = std::path::absolute(&config.datadir)
-        .map_err(PgError::io(format!("invalid data directory {}", config.datadir.display())))?;
+    let datadir = std::path::absolute(&config.datadir).map_err(PgError::io(format!(
+        "invalid data directory {}",
+        config.datadir.display()
+    )))?;
     let log_path = datadir::log_path(&datadir)?;
     let run_as = RunAs::detect()?;
     run_as.check_can_create(&datadir)?;
@@ -214,7 +218,7 @@ fn prepare(bins: &PgBinaries, config: &InstanceConfig) -> Result<Prepared, PgErr
     if state == DataDirState::Missing {
         datadir::create(&datadir)?;
     }
-    let (mut log, log_start) = datadir::open_log(&log_path)?;
+    let mut log = datadir::open_log(&log_path)?;
     run_as.give(&datadir)?;
     run_as.give(&log_path)?;
     run_as.check_reachable(&datadir)?;
@@ -223,7 +227,15 @@ fn prepare(bins: &PgBinaries, config: &InstanceConfig) -> Result<Prepared, PgErr
         tracing::info!(name = %config.name, datadir = %datadir.display(), "creating PostgreSQL cluster with initdb");
         datadir::initdb(bins, &run_as, &datadir, config.fast, &mut log)?;
     }
-    Ok(Prepared { datadir, log_path, log, log_start, run_as, created })
+    let log_start = datadir::log_len(&log, &log_path)?;
+    Ok(Prepared {
+        datadir,
+        log_path,
+        log,
+        log_start,
+        run_as,
+        created,
+    })
 }
 
 /// Fails with [`PgError::PortInUse`] if 127.0.0.1:`port` cannot be bound.
@@ -231,7 +243,10 @@ fn check_port_free(port: u16) -> Result<(), PgError> {
     match TcpListener::bind((Ipv4Addr::LOCALHOST, port)) {
         Ok(_) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Err(PgError::PortInUse { port }),
-        Err(e) => Err(PgError::Io { context: format!("cannot bind 127.0.0.1:{port}"), source: e }),
+        Err(e) => Err(PgError::Io {
+            context: format!("cannot bind 127.0.0.1:{port}"),
+            source: e,
+        }),
     }
 }
 
@@ -243,32 +258,75 @@ fn server_settings(config: &InstanceConfig) -> Vec<String> {
         "unix_socket_directories=".to_owned(),
     ];
     if config.fast {
-        settings.extend(["fsync=off", "synchronous_commit=off", "full_page_writes=off"].map(String::from));
+        settings.extend(
+            [
+                "fsync=off",
+                "synchronous_commit=off",
+                "full_page_writes=off",
+            ]
+            .map(String::from),
+        );
     }
-    settings.extend(config.settings.iter().map(|(key, value)| format!("{key}={value}")));
+    settings.extend(
+        config
+            .settings
+            .iter()
+            .map(|(key, value)| format!("{key}={value}")),
+    );
     settings
 }
 
 /// Starts `postgres` in its own process group, output appended to the log.
-fn spawn_postgres(bins: &PgBinaries, prepared: &Prepared, config: &InstanceConfig) -> Result<Child, PgError> {
+fn spawn_postgres(
+    bins: &PgBinaries,
+    prepared: &Prepared,
+    config: &InstanceConfig,
+) -> Result<Child, PgError> {
     let mut cmd = prepared.run_as.command(&bins.program("postgres"));
     cmd.arg("-D").arg(&prepared.datadir);
     for setting in server_settings(config) {
         cmd.arg("-c").arg(setting);
     }
-    let log_error = PgError::io(format!("cannot use log file {}", prepared.log_path.display()));
+    let log_error = PgError::io(format!(
+        "cannot use log file {}",
+        prepared.log_path.display()
+    ));
     let stdout = prepared.log.try_clone().map_err(log_error)?;
-    let stderr = prepared.log.try_clone().map_err(PgError::io("cannot duplicate the log file handle"))?;
+    let stderr = prepared
+        .log
+        .try_clone()
+        .map_err(PgError::io("cannot duplicate the log file handle"))?;
     // Its own group: a Ctrl-C at our terminal reaches us, and we decide how the server stops.
-    cmd.stdin(Stdio::null()).stdout(stdout).stderr(stderr).process_group(0);
+    cmd.stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(stderr)
+        .process_group(0);
     let description = super::process::describe(&cmd);
     spawn_owned(cmd).map_err(PgError::io(format!("cannot start `{description}`")))
+}
+
+/// True if a server log says the port was taken (by someone quicker than our check).
+fn is_port_conflict(log: &str) -> bool {
+    log.lines()
+        .any(|l| l.contains("could not bind") && l.contains("already in use"))
 }
 
 /// True if the server on 127.0.0.1:`port` accepts connections.
 fn is_ready(bins: &PgBinaries, port: u16) -> bool {
     Command::new(bins.program("pg_isready"))
-        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", "postgres", "-d", "postgres", "-t", "1", "-q"])
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+            "-t",
+            "1",
+            "-q",
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -276,50 +334,39 @@ fn is_ready(bins: &PgBinaries, port: u16) -> bool {
         .is_ok_and(|s| s.success())
 }
 
-/// Fast shutdown, escalating to immediate shutdown and then to kill.
-fn shut_down(child: &mut Child, name: &str) -> Result<(), PgError> {
-    let pid = child.id();
-    let wait_error = || PgError::io(format!("cannot wait for PostgreSQL instance `{name}` (pid {pid})"));
-    if let Some(status) = child.try_wait().map_err(wait_error())? {
-        log_early_exit(name, pid, status);
-        return Ok(());
-    }
-    if let Err(err) = signal("INT", &[pid]) {
-        kill_server(child, name);
-        return Err(err);
-    }
-    if wait_exit(child, STOP_TIMEOUT).map_err(wait_error())?.is_some() {
-        return Ok(());
-    }
-    tracing::warn!(name, pid, "no fast shutdown within {} s, sending SIGQUIT", STOP_TIMEOUT.as_secs());
-    if signal("QUIT", &[pid]).is_ok() && wait_exit(child, QUIT_TIMEOUT).map_err(wait_error())?.is_some() {
-        return Ok(());
-    }
-    tracing::warn!(name, pid, "no immediate shutdown within {} s, killing", QUIT_TIMEOUT.as_secs());
-    kill_server(child, name);
-    Ok(())
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-fn log_early_exit(name: &str, pid: u32, status: ExitStatus) {
-    tracing::warn!(name, pid, %status, "PostgreSQL instance had already exited");
-}
+    #[test]
+    fn recognises_port_conflict_in_log() {
+        let log = "2026-11-22 04:01:44.572 GMT [1] LOG:  could not bind IPv4 address \"127.0.0.1\": Address already in use\n\
+                   2026-11-22 04:01:44.572 GMT [1] FATAL:  could not create any TCP/IP sockets\n";
+        assert!(is_port_conflict(log));
+        assert!(!is_port_conflict(
+            "LOG:  could not bind IPv4 address \"127.0.0.1\": Cannot assign requested address"
+        ));
+    }
 
-/// SIGKILLs the postmaster and all its children (PostgreSQL puts each backend in its own
-/// session, so a process-group kill would miss them), then reaps and waits for them.
-fn kill_server(child: &mut Child, name: &str) {
-    let pid = child.id();
-    // Frozen, the postmaster cannot fork a backend we would miss.
-    let _ = signal("STOP", &[pid]);
-    let mut pids = children_of(pid);
-    pids.push(pid);
-    if let Err(err) = signal("KILL", &pids) {
-        tracing::debug!(name, %err, "some processes were already gone");
-        let _ = child.kill();
-    }
-    if let Err(err) = child.wait() {
-        tracing::warn!(name, pid, %err, "cannot reap the killed postmaster");
-    }
-    if !wait_gone(&pids, KILL_TIMEOUT) {
-        tracing::warn!(name, pid, "processes of the killed server are still running");
+    #[test]
+    fn caller_settings_come_last() {
+        let config = InstanceConfig {
+            name: "dn1".into(),
+            datadir: "/x/dn1".into(),
+            port: 5433,
+            settings: vec![("fsync".into(), "on".into())],
+            fast: true,
+        };
+        let settings = server_settings(&config);
+        assert_eq!(
+            settings[..3],
+            [
+                "port=5433",
+                "listen_addresses=127.0.0.1",
+                "unix_socket_directories="
+            ]
+        );
+        assert_eq!(settings.last().map(String::as_str), Some("fsync=on"));
+        assert!(settings.contains(&"full_page_writes=off".to_owned()));
     }
 }

@@ -27,6 +27,7 @@ mod datadir;
 mod error;
 mod instance;
 mod process;
+mod shutdown;
 
 #[cfg(test)]
 mod tests;

@@ -20,7 +20,14 @@ const POLL: Duration = Duration::from_millis(20);
 /// `su`/`sudo` may lack `/usr/sbin`). Falls back to the bare name, so spawning reports it.
 pub(crate) fn system_program(name: &str) -> PathBuf {
     let path = std::env::var_os("PATH").unwrap_or_default();
-    let standard = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"];
+    let standard = [
+        "/usr/local/sbin",
+        "/usr/local/bin",
+        "/usr/sbin",
+        "/usr/bin",
+        "/sbin",
+        "/bin",
+    ];
     std::env::split_paths(&path)
         .chain(standard.iter().map(PathBuf::from))
         .map(|dir| dir.join(name))
@@ -31,13 +38,17 @@ pub(crate) fn system_program(name: &str) -> PathBuf {
 /// The command line of `cmd`, for error messages.
 pub(crate) fn describe(cmd: &Command) -> String {
     let mut words = vec![cmd.get_program().to_string_lossy().into_owned()];
-    words.extend(cmd.get_args().map(|arg| quote(arg)));
+    words.extend(cmd.get_args().map(quote));
     words.join(" ")
 }
 
 fn quote(arg: &OsStr) -> String {
     let arg = arg.to_string_lossy();
-    if !arg.is_empty() && arg.chars().all(|c| c.is_ascii_alphanumeric() || "-_=./:,@+".contains(c)) {
+    if !arg.is_empty()
+        && arg
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_=./:,@+".contains(c))
+    {
         arg.into_owned()
     } else {
         format!("'{}'", arg.replace('\'', r"'\''"))
@@ -186,7 +197,11 @@ mod tests {
         let stat = ProcStat::parse("4242 (postgres: a (b) c) S 17 4242 4242 0 -1").unwrap();
         assert_eq!(
             stat,
-            ProcStat { comm: "postgres: a (b) c".into(), state: 'S', ppid: 17 }
+            ProcStat {
+                comm: "postgres: a (b) c".into(),
+                state: 'S',
+                ppid: 17
+            }
         );
         assert_eq!(ProcStat::parse("garbage"), None);
     }
@@ -200,7 +215,11 @@ mod tests {
         assert_eq!(ProcStat::read(child.id()).unwrap().ppid, std::process::id());
         assert!(children_of(std::process::id()).contains(&child.id()));
         signal("KILL", &[child.id()]).unwrap();
-        assert!(wait_exit(&mut child, Duration::from_secs(5)).unwrap().is_some());
+        assert!(
+            wait_exit(&mut child, Duration::from_secs(5))
+                .unwrap()
+                .is_some()
+        );
         assert!(!is_running(child.id()));
     }
 

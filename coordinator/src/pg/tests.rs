@@ -1,5 +1,6 @@
 //! Tests that start real PostgreSQL servers (each on its own free port and temp directory).
 
+use std::fs::Permissions;
 use std::net::{Ipv4Addr, TcpListener};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -12,7 +13,7 @@ use super::*;
 /// A temp directory the `pgshard` service account can traverse (we may run as root).
 fn shared_tempdir() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(dir.path(), Permissions::from_mode(0o755)).unwrap();
     dir
 }
 
@@ -33,7 +34,16 @@ fn bins() -> PgBinaries {
 /// Runs `sql` with psql as superuser `postgres` over TCP; returns trimmed unaligned output.
 fn psql(port: u16, sql: &str) -> String {
     let out = Command::new(bins().bindir().join("psql"))
-        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", "postgres", "-d", "postgres"])
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+        ])
         .args(["-X", "-v", "ON_ERROR_STOP=1", "-Atc", sql])
         .output()
         .unwrap();
@@ -102,7 +112,10 @@ fn bound_port_is_reported_before_anything_is_created() {
     let mut cfg = config(tmp.path(), "dn1");
     cfg.port = listener.local_addr().unwrap().port();
     let err = PgInstance::start(&bins(), cfg.clone()).unwrap_err();
-    assert!(matches!(err, PgError::PortInUse { port } if port == cfg.port), "{err}");
+    assert!(
+        matches!(err, PgError::PortInUse { port } if port == cfg.port),
+        "{err}"
+    );
     assert!(err.to_string().contains("--port"), "{err}");
     assert!(!cfg.datadir.exists());
 }
@@ -124,9 +137,15 @@ fn second_server_on_same_directory_is_refused() {
     let tmp = shared_tempdir();
     let cfg = config(tmp.path(), "dn1");
     let first = PgInstance::start(&bins(), cfg.clone()).unwrap();
-    let second = InstanceConfig { port: free_port().unwrap(), ..cfg };
+    let second = InstanceConfig {
+        port: free_port().unwrap(),
+        ..cfg
+    };
     let err = PgInstance::start(&bins(), second).unwrap_err();
-    assert!(matches!(err, PgError::DirInUse { pid, .. } if pid == first.pid()), "{err}");
+    assert!(
+        matches!(err, PgError::DirInUse { pid, .. } if pid == first.pid()),
+        "{err}"
+    );
 }
 
 #[test]
@@ -146,13 +165,19 @@ fn killed_server_recovers_on_restart_with_settings_applied() {
 
     pg.kill();
     assert!(!is_running(pid));
-    assert!(tmp.path().join("dn1/postmaster.pid").exists(), "a crash leaves the pid file");
+    assert!(
+        tmp.path().join("dn1/postmaster.pid").exists(),
+        "a crash leaves the pid file"
+    );
 
     let pg = PgInstance::start(&bins(), cfg.clone()).unwrap();
     assert!(!pg.created());
     assert_eq!(psql(cfg.port, "select x from t"), "7");
     let log = std::fs::read_to_string(tmp.path().join("dn1.log")).unwrap();
-    assert!(log.contains("was interrupted") || log.contains("not properly shut down"), "{log}");
+    assert!(
+        log.contains("was interrupted") || log.contains("not properly shut down"),
+        "{log}"
+    );
 }
 
 #[test]
@@ -173,10 +198,16 @@ fn private_directory_is_unreachable_when_root() {
     if account::RunAs::detect().unwrap() == account::RunAs::CurrentUser {
         return; // only root hands the server to the service account
     }
-    let private = tempfile::tempdir().unwrap(); // mode 0700, owned by root
+    let private = tempfile::Builder::new()
+        .permissions(Permissions::from_mode(0o700))
+        .tempdir()
+        .unwrap();
     let cfg = config(private.path(), "dn1");
     let err = PgInstance::start(&bins(), cfg.clone()).unwrap_err();
-    assert!(matches!(&err, PgError::Unreachable { user, .. } if user == SERVICE_ACCOUNT), "{err}");
+    assert!(
+        matches!(&err, PgError::Unreachable { user, .. } if user == SERVICE_ACCOUNT),
+        "{err}"
+    );
     assert!(!cfg.datadir.exists());
 }
 
@@ -200,7 +231,12 @@ fn orphan_helper() {
 fn server_stops_when_owner_is_killed() {
     let tmp = shared_tempdir();
     let mut owner = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "pg::tests::orphan_helper", "--ignored", "--nocapture"])
+        .args([
+            "--exact",
+            "pg::tests::orphan_helper",
+            "--ignored",
+            "--nocapture",
+        ])
         .env(ORPHAN_DIR_ENV, tmp.path())
         .stdout(std::process::Stdio::null())
         .spawn()
@@ -220,7 +256,10 @@ fn server_stops_when_owner_is_killed() {
 
     owner.kill().unwrap(); // SIGKILL: no destructor runs
     owner.wait().unwrap();
-    assert!(process::wait_gone(&[pid], Duration::from_secs(30)), "server outlived its owner");
+    assert!(
+        process::wait_gone(&[pid], Duration::from_secs(30)),
+        "server outlived its owner"
+    );
     assert!(port_is_free(port));
     let log = std::fs::read_to_string(tmp.path().join("orphan.log")).unwrap();
     assert!(log.contains("fast shutdown request"), "{log}");

@@ -1,0 +1,45 @@
+//! psql as a real client: the same script through the coordinator and directly on the data
+//! node must print the same output, byte for byte.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use pgshard_tests::{TestCluster, run_pg_tool};
+
+fn run_script(port: u16, script: &PathBuf) -> (String, String) {
+    let port = port.to_string();
+    let path = script.to_string_lossy().into_owned();
+    let args = ["-X", "-a", "-h", "127.0.0.1", "-p", &port, "-U", "postgres", "-d", "postgres", "-f", &path];
+    let out = run_pg_tool("psql", &args, None, Duration::from_secs(60)).unwrap();
+    (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn psql_script_output_is_identical_through_the_coordinator() {
+    let cluster = TestCluster::start(2).unwrap();
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("psql/tour.sql");
+    let (coord_out, coord_err) = run_script(cluster.port(), &script);
+    let (direct_out, direct_err) = run_script(cluster.node_port(1), &script);
+    // The script really ran: rows, errors with SQLSTATEs, notices and COPY output are there.
+    assert!(coord_out.contains("(3 rows)"), "{coord_out}");
+    assert!(coord_err.contains("ERROR:  23505: duplicate key value violates unique constraint \"tour_people_pkey\""), "{coord_err}");
+    assert!(coord_err.contains("ERROR:  25P02"), "{coord_err}");
+    assert!(coord_err.contains("NOTICE:  00000: first"), "{coord_err}");
+    assert!(coord_out.contains("12\tcopy, c\thappy"), "{coord_out}");
+    assert_eq!(coord_err, direct_err, "stderr differs");
+    assert_eq!(coord_out, direct_out, "stdout differs");
+}
+
+#[test]
+fn psql_sees_the_real_server_version() {
+    let cluster = TestCluster::start(1).unwrap();
+    let port = cluster.port().to_string();
+    let direct = cluster.node_port(1).to_string();
+    let q = ["-X", "-At", "-h", "127.0.0.1", "-U", "postgres", "-c", "SHOW server_version", "-c", "SELECT current_setting('server_version_num')", "-p"];
+    let through = run_pg_tool("psql", &[&q[..], &[port.as_str()]].concat(), None, Duration::from_secs(30)).unwrap();
+    let plain = run_pg_tool("psql", &[&q[..], &[direct.as_str()]].concat(), None, Duration::from_secs(30)).unwrap();
+    assert!(through.status.success(), "{}", String::from_utf8_lossy(&through.stderr));
+    let text = String::from_utf8_lossy(&through.stdout);
+    assert!(text.starts_with("15."), "{text}");
+    assert_eq!(through.stdout, plain.stdout);
+}
