@@ -219,41 +219,6 @@ fn collect_slt(dir: &Path, out: &mut Vec<PathBuf>) {
 mod tests {
     use super::*;
 
-    /// Runs the corpus on a plain PostgreSQL at 127.0.0.1:$PGSHARD_SLT_PORT (user `postgres`),
-    /// each file in a freshly created database.
-    #[tokio::test]
-    #[ignore = "needs a PostgreSQL server; set PGSHARD_SLT_PORT"]
-    async fn slt_corpus_on_plain_postgres() {
-        let port: u16 = std::env::var("PGSHARD_SLT_PORT")
-            .expect("PGSHARD_SLT_PORT")
-            .parse()
-            .expect("PGSHARD_SLT_PORT is a port number");
-        let admin = PgDb::connect("127.0.0.1", port, "postgres", "postgres")
-            .await
-            .expect("connect to the admin database");
-        let files = corpus_files();
-        assert!(!files.is_empty(), "no .slt files under tests/slt");
-        let mut failures = Vec::new();
-        for file in &files {
-            let stem = file.file_stem().and_then(|s| s.to_str()).expect("utf-8 file name");
-            let db = format!("slt_{stem}");
-            admin
-                .client
-                .simple_query(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
-                .await
-                .expect("drop database");
-            admin
-                .client
-                .simple_query(&format!("CREATE DATABASE {db}"))
-                .await
-                .expect("create database");
-            if let Err(err) = run_file(file, "127.0.0.1", port, "postgres", &db).await {
-                failures.push(format!("{}:\n{err:#}", file.display()));
-            }
-        }
-        assert!(failures.is_empty(), "{}", failures.join("\n\n"));
-    }
-
     #[test]
     fn error_displays_sqlstate_then_message() {
         let err = SltError {
