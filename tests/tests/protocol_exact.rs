@@ -9,6 +9,8 @@
 //! Per-connection values are not compared: BackendKeyData, and the notifying backend's pid in
 //! NotificationResponse (masked).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a panic is the failure report")]
+
 use std::fmt::Write as _;
 use std::time::Duration;
 
