@@ -88,8 +88,18 @@ async fn binary_types_round_trip(d: Dsns) {
     let holes: Vec<Option<i32>> = vec![Some(5), None, Some(-5)];
     let texts: Vec<String> = vec!["a,b".into(), "".into(), "\"q\"".into(), "ünï".into()];
     let params: [&(dyn ToSql + Sync); 12] = [
-        &i16::MIN, &i32::MAX, &-9_000_000_000_000i64, &1.5f32, &-2.5e300f64, &true, &"héllo 😀",
-        &bytes, &ints, &None::<i64>, &holes, &texts,
+        &i16::MIN,
+        &i32::MAX,
+        &-9_000_000_000_000i64,
+        &1.5f32,
+        &-2.5e300f64,
+        &true,
+        &"héllo 😀",
+        &bytes,
+        &ints,
+        &None::<i64>,
+        &holes,
+        &texts,
     ];
     let mut shapes = Vec::new();
     for dsn in [&d.coord, &d.direct] {
@@ -117,9 +127,15 @@ async fn binary_types_round_trip(d: Dsns) {
         let kind = stmt.columns()[1].type_().kind().clone();
         assert_eq!(kind, Kind::Enum(vec!["sad".into(), "ok".into(), "happy".into()]));
         let rows = c.query(&stmt, &[&Label("happy".into())]).await.unwrap();
-        assert_eq!(rows.iter().map(|r| (r.get::<_, i32>(0), r.get::<_, Label>(1))).collect::<Vec<_>>(), [(1, Label("happy".into()))]);
+        assert_eq!(
+            rows.iter().map(|r| (r.get::<_, i32>(0), r.get::<_, Label>(1))).collect::<Vec<_>>(),
+            [(1, Label("happy".into()))]
+        );
         let rows = c.query(&stmt, &[&None::<Label>]).await.unwrap();
-        assert_eq!(rows.iter().map(|r| r.get::<_, Option<Label>>(1)).collect::<Vec<_>>(), [Some(Label("happy".into())), Some(Label("sad".into())), None]);
+        assert_eq!(
+            rows.iter().map(|r| r.get::<_, Option<Label>>(1)).collect::<Vec<_>>(),
+            [Some(Label("happy".into())), Some(Label("sad".into())), None]
+        );
     }
     assert_eq!(shapes[0], shapes[1], "statement description differs from dn1's");
 }
@@ -172,8 +188,12 @@ async fn prepared_once_executed_many_times(d: Dsns) {
 fn render_simple(msgs: &[SimpleQueryMessage]) -> Vec<String> {
     msgs.iter()
         .map(|m| match m {
-            SimpleQueryMessage::RowDescription(cols) => format!("cols {}", cols.iter().map(|c| c.name()).collect::<Vec<_>>().join(",")),
-            SimpleQueryMessage::Row(r) => format!("row {}", (0..r.len()).map(|i| r.get(i).unwrap_or("NULL")).collect::<Vec<_>>().join(",")),
+            SimpleQueryMessage::RowDescription(cols) => {
+                format!("cols {}", cols.iter().map(|c| c.name()).collect::<Vec<_>>().join(","))
+            }
+            SimpleQueryMessage::Row(r) => {
+                format!("row {}", (0..r.len()).map(|i| r.get(i).unwrap_or("NULL")).collect::<Vec<_>>().join(","))
+            }
             SimpleQueryMessage::CommandComplete(n) => format!("done {n}"),
             _ => "other".into(),
         })
@@ -186,8 +206,24 @@ async fn simple_query_several_statements(d: Dsns) {
                create temp table sq (id int, v text); insert into sq values (1, 'p'), (2, null) returning id, v; \
                update sq set v = 'q' where id = 2; select * from sq order by id";
     let expected = [
-        "cols a,b", "row 1,x", "done 1", "cols g", "row 1", "row 2", "row 3", "done 3", "done 0", "cols id,v", "row 1,p",
-        "row 2,NULL", "done 2", "done 1", "cols id,v", "row 1,p", "row 2,q", "done 2",
+        "cols a,b",
+        "row 1,x",
+        "done 1",
+        "cols g",
+        "row 1",
+        "row 2",
+        "row 3",
+        "done 3",
+        "done 0",
+        "cols id,v",
+        "row 1,p",
+        "row 2,NULL",
+        "done 2",
+        "done 1",
+        "cols id,v",
+        "row 1,p",
+        "row 2,q",
+        "done 2",
     ];
     for dsn in [&d.coord, &d.direct] {
         let c = connect(dsn).await.unwrap();
@@ -218,9 +254,15 @@ async fn errors_keep_their_fields(d: Dsns) {
     assert_eq!(e.code(), &SqlState::UNDEFINED_COLUMN);
     assert_eq!(e.hint(), Some("Perhaps you meant to reference the column \"people.name\"."));
     let e = db_error(c.query("select $1::text::int", &[&"x"]).await);
-    assert_eq!((e.code(), e.message()), (&SqlState::INVALID_TEXT_REPRESENTATION, "invalid input syntax for type integer: \"x\""));
+    assert_eq!(
+        (e.code(), e.message()),
+        (&SqlState::INVALID_TEXT_REPRESENTATION, "invalid input syntax for type integer: \"x\"")
+    );
     assert_eq!(code(c.simple_query("select * from no_such_table").await), SqlState::UNDEFINED_TABLE);
-    assert_eq!(code(c.batch_execute("select 1; select 'nope'::mood; select 2").await), SqlState::INVALID_TEXT_REPRESENTATION);
+    assert_eq!(
+        code(c.batch_execute("select 1; select 'nope'::mood; select 2").await),
+        SqlState::INVALID_TEXT_REPRESENTATION
+    );
     assert_eq!(one_i32(&c, "select count(*)::int from people").await, 3, "nothing was inserted");
 }
 
@@ -255,7 +297,8 @@ async fn aborted_transaction(d: Dsns) {
 
 /// The pg_sleep queries running on dn1.
 async fn sleeping_on_dn1(direct: &Client) -> Vec<String> {
-    let sql = "select query from pg_stat_activity where state = 'active' and query like 'select pg_sleep%' order by query";
+    let sql =
+        "select query from pg_stat_activity where state = 'active' and query like 'select pg_sleep%' order by query";
     direct.query(sql, &[]).await.unwrap().iter().map(|r| r.get(0)).collect()
 }
 
@@ -279,7 +322,8 @@ async fn cancel_stops_the_node_query(d: Dsns) {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(sleeping_on_dn1(&direct).await, ["select pg_sleep(1)", "select pg_sleep(30)"], "both run on dn1");
     token.cancel_query(NoTls).await.unwrap();
-    let (c, result, took) = tokio::time::timeout(Duration::from_secs(5), victim).await.expect("cancel took effect").unwrap();
+    let (c, result, took) =
+        tokio::time::timeout(Duration::from_secs(5), victim).await.expect("cancel took effect").unwrap();
     assert_eq!(code(result), SqlState::QUERY_CANCELED);
     assert!(took < Duration::from_secs(5), "{took:?}");
     assert_eq!(one_i32(&c, "select 1").await, 1);
@@ -332,7 +376,10 @@ async fn copy_in_and_out(d: Dsns) {
 #[test]
 fn tokio_postgres_through_the_coordinator() {
     let cluster = TestCluster::start(2).unwrap();
-    let d = Dsns { coord: cluster.dsn("postgres"), direct: format!("host=127.0.0.1 port={} user=postgres dbname=postgres", cluster.node_port(1)) };
+    let d = Dsns {
+        coord: cluster.dsn("postgres"),
+        direct: format!("host=127.0.0.1 port={} user=postgres dbname=postgres", cluster.node_port(1)),
+    };
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         connect(&d.direct).await.unwrap().batch_execute(SETUP).await.unwrap();
@@ -358,7 +405,9 @@ fn tokio_postgres_through_the_coordinator() {
             eprintln!("{name}: {:?}", started.elapsed());
             if let Err(e) = result {
                 let text = match e.try_into_panic() {
-                    Ok(p) => p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string())),
+                    Ok(p) => {
+                        p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                    }
                     Err(e) => Some(e.to_string()),
                 };
                 failures.push(format!("=== {name} ===\n{}", text.unwrap_or_default()));
@@ -396,7 +445,9 @@ async fn session_state_is_per_session(d: Dsns) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let rows = direct.query("select query, state from pg_stat_activity where pid = $1", &[&pid1]).await.unwrap();
-        if rows.first().map(|r| (r.get::<_, String>(0), r.get::<_, String>(1))) == Some(("DISCARD ALL".into(), "idle".into())) {
+        if rows.first().map(|r| (r.get::<_, String>(0), r.get::<_, String>(1)))
+            == Some(("DISCARD ALL".into(), "idle".into()))
+        {
             break;
         }
         assert!(Instant::now() < deadline, "s1's node connection was not reset: {rows:?}");
@@ -448,7 +499,11 @@ async fn refused_connections(d: Dsns) {
         for dsn in [&d.coord, &d.direct] {
             let dsn = format!("{dsn} {change}");
             let err = connect(&dsn).await.err().unwrap_or_else(|| panic!("{dsn} connected"));
-            let e = err.downcast_ref::<tokio_postgres::Error>().and_then(|e| e.as_db_error()).unwrap_or_else(|| panic!("{err:#}")).clone();
+            let e = err
+                .downcast_ref::<tokio_postgres::Error>()
+                .and_then(|e| e.as_db_error())
+                .unwrap_or_else(|| panic!("{err:#}"))
+                .clone();
             assert_eq!((e.code(), e.severity(), e.message()), (&state, "FATAL", message));
             seen.push(format!("{e:?}"));
         }

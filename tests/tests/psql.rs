@@ -43,3 +43,45 @@ fn psql_sees_the_real_server_version() {
     assert!(text.starts_with("15."), "{text}");
     assert_eq!(through.stdout, plain.stdout);
 }
+
+#[test]
+fn ctrl_c_in_psql_cancels_the_query_and_the_session_goes_on() {
+    use std::io::{Read, Write};
+    use std::process::{Command, Stdio};
+
+    let cluster = TestCluster::start(1).unwrap();
+    let bins = pgshard::pg::PgBinaries::discover().unwrap();
+    let psql = format!(
+        "{} -X -P pager=off -h 127.0.0.1 -p {} -U postgres",
+        bins.bindir().join("psql").display(),
+        cluster.port()
+    );
+    // psql on a pseudo-terminal (script(1)), where Ctrl-C is the ^C character the terminal turns
+    // into SIGINT, exactly as for a person at a terminal.
+    let mut term = Command::new("script")
+        .args(["-q", "-e", "-c", &psql, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut keys = term.stdin.take().unwrap();
+    let mut type_slowly = |text: &[u8], pause_ms: u64| {
+        keys.write_all(text).unwrap();
+        keys.flush().unwrap();
+        std::thread::sleep(Duration::from_millis(pause_ms));
+    };
+    type_slowly(b"SELECT pg_sleep(60);\n", 1500);
+    let started = std::time::Instant::now();
+    type_slowly(b"\x03", 1000);
+    type_slowly(b"SELECT 'still ' || 'here' AS alive;\n", 1000);
+    type_slowly(b"\\q\n", 0);
+    drop(keys);
+    let mut screen = String::new();
+    term.stdout.take().unwrap().read_to_string(&mut screen).unwrap();
+    term.wait().unwrap();
+    assert!(started.elapsed() < Duration::from_secs(30), "the query was not cancelled");
+    assert!(screen.contains("Cancel request sent"), "{screen}");
+    assert!(screen.contains("ERROR:  canceling statement due to user request"), "{screen}");
+    assert!(screen.contains(" still here\r\n(1 row)"), "{screen}");
+}
