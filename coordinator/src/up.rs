@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::config::{Config, DataNodeConfig};
+use crate::config::{Config, DataNodeConfig, MetadataConfig};
 use crate::pg::{InstanceConfig, PgBinaries, PgInstance, free_port};
 use crate::server::{Coordinator, shutdown_signal};
 
@@ -71,16 +71,18 @@ impl LocalServers {
 
     /// The coordinator configuration for these servers, listening on `port`.
     pub fn coordinator_config(&self, port: u16) -> Config {
-        let mut config = Config::default();
-        config.listen = format!("127.0.0.1:{port}");
-        config.metadata.dsn =
-            format!("host=127.0.0.1 port={} user=postgres dbname={METADATA_DB}", self.meta.port());
-        config.data_nodes = self
-            .nodes
-            .iter()
-            .map(|n| DataNodeConfig { name: n.name().to_owned(), host: "127.0.0.1".into(), port: n.port() })
-            .collect();
-        config
+        Config {
+            listen: format!("127.0.0.1:{port}"),
+            metadata: MetadataConfig {
+                dsn: format!("host=127.0.0.1 port={} user=postgres dbname={METADATA_DB}", self.meta.port()),
+            },
+            data_nodes: self
+                .nodes
+                .iter()
+                .map(|n| DataNodeConfig { name: n.name().to_owned(), host: "127.0.0.1".into(), port: n.port() })
+                .collect(),
+            ..Config::default()
+        }
     }
 
     /// The cluster directory.

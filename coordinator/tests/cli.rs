@@ -3,6 +3,8 @@
 //! says clearly what is wrong when the port is taken or PostgreSQL is missing; `serve` runs
 //! from a config file with SCRAM authentication, flags and environment overriding the file.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "in a test a failed unwrap is a failed assertion")]
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};

@@ -2,6 +2,8 @@
 //! workload in each query mode with no failed transaction, and check that every transaction
 //! pgbench counted left its history row.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "in a test a failed unwrap is a failed assertion")]
+
 use std::time::Duration;
 
 use pgshard_tests::{TestCluster, run_pg_tool};

@@ -2,6 +2,8 @@
 //! leaks to the next client), is reused, and the per-node limit makes a session wait and then
 //! fail with 53300 instead of overloading the node.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "in a test a failed unwrap is a failed assertion")]
+
 use std::time::{Duration, Instant};
 
 use pgshard_tests::{TestCluster, connect};

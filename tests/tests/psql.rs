@@ -1,12 +1,14 @@
 //! psql as a real client: the same script through the coordinator and directly on the data
 //! node must print the same output, byte for byte.
 
-use std::path::PathBuf;
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "in a test a failed unwrap is a failed assertion")]
+
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use pgshard_tests::{TestCluster, run_pg_tool};
 
-fn run_script(port: u16, script: &PathBuf) -> (String, String) {
+fn run_script(port: u16, script: &Path) -> (String, String) {
     let port = port.to_string();
     let path = script.to_string_lossy().into_owned();
     let args = ["-X", "-a", "-h", "127.0.0.1", "-p", &port, "-U", "postgres", "-d", "postgres", "-f", &path];

@@ -1,6 +1,8 @@
 //! The `.slt` corpus, run twice with one expected output: directly on a plain PostgreSQL and
 //! through the coordinator. Each file gets a fresh database on each side.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "in a test a failed unwrap is a failed assertion")]
+
 use pgshard_tests::slt::{corpus_files, run_file};
 use pgshard_tests::{PlainPg, TestCluster, connect};
 
