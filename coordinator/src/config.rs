@@ -97,6 +97,7 @@ pub enum AuthMethod {
     #[default]
     Trust,
     /// SCRAM-SHA-256, as PostgreSQL does it.
+    #[serde(rename = "scram-sha-256")]
     ScramSha256,
 }
 
