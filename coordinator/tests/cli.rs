@@ -32,10 +32,15 @@ struct Running {
 impl Running {
     fn spawn(args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut cmd = Command::new(BIN);
-        cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).stdin(Stdio::null());
+        cmd.args(args);
         for (k, v) in env {
             cmd.env(k, v);
         }
+        Self::spawn_command(cmd)
+    }
+
+    fn spawn_command(mut cmd: Command) -> Self {
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).stdin(Stdio::null());
         let mut child = cmd.spawn().unwrap();
         let (tx, lines) = mpsc::channel();
         let stdout = child.stdout.take().unwrap();
@@ -259,4 +264,36 @@ password = "s3cret"
     assert!(std::net::TcpStream::connect(("127.0.0.1", file_port)).is_err());
     drop(serve);
     servers.stop();
+}
+
+fn running_as_root() -> bool {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
+}
+
+/// Root runs the servers as the `pgshard` account (the test above); a normal user runs them as
+/// itself. When the tests run as root, this one drops to `nobody` to be that normal user.
+#[test]
+fn up_runs_as_a_normal_user() {
+    let dir = temp_dir();
+    let data = dir.path().join("data");
+    let port = free_port().unwrap();
+    let mut cmd = if running_as_root() {
+        let status = Command::new("chown").args(["nobody", &dir.path().to_string_lossy()]).status().unwrap();
+        assert!(status.success());
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--", BIN]);
+        c
+    } else {
+        Command::new(BIN)
+    };
+    cmd.args(["up", "--data-nodes", "1", "--port", &port.to_string(), "--dir", &data.to_string_lossy()]);
+    let mut up = Running::spawn_command(cmd);
+    up.wait_for("connect with:", Duration::from_secs(120));
+    let (ok, rows, err) = psql(port, "SELECT current_setting('data_directory') LIKE '%/dn1'");
+    assert!(ok, "{err}");
+    assert_eq!(rows, "t\n");
+    up.signal("TERM");
+    assert!(up.wait_exit(Duration::from_secs(60)).success(), "{}", up.rest());
+    assert!(processes_using(&data).is_empty(), "servers left running: {:?}", processes_using(&data));
 }
