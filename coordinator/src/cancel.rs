@@ -1,6 +1,8 @@
-//! Cancel keys. Each client session gets its own (pid, secret) pair in BackendKeyData; a
-//! CancelRequest carrying it is turned into a CancelRequest for the data-node backend that
-//! serves the session.
+//! Cancel keys. A client session's BackendKeyData carries the pid of the data-node backend that
+//! serves it (so `pg_backend_pid()` and the pid in its own NOTIFY messages match, as on
+//! PostgreSQL) and a secret of the coordinator's own; a CancelRequest carrying that pair is
+//! turned into a CancelRequest for the data-node backend. Pids of different data nodes may
+//! coincide, so sessions are keyed by the pair, whose random secret makes it unique.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -20,7 +22,7 @@ pub struct CancelTarget {
 /// Live sessions by their client-facing cancel key.
 #[derive(Default)]
 pub struct CancelRegistry {
-    sessions: Mutex<HashMap<i32, (i32, CancelTarget)>>,
+    sessions: Mutex<HashMap<(i32, i32), CancelTarget>>,
 }
 
 impl CancelRegistry {
@@ -29,32 +31,28 @@ impl CancelRegistry {
         Arc::new(Self::default())
     }
 
-    /// Registers a session under a fresh key; returns `(pid, secret)` for BackendKeyData.
+    /// Registers a session under its node backend's pid and a fresh secret; returns
+    /// `(pid, secret)` for BackendKeyData.
     pub fn register(&self, target: CancelTarget) -> (i32, i32) {
         let mut sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
+        let pid = target.pid;
         loop {
-            // Positive pids, as PostgreSQL's are; the secret is any i32.
-            let pid = rand::random::<i32>() & i32::MAX;
-            if pid != 0 && !sessions.contains_key(&pid) {
-                let secret = rand::random::<i32>();
-                sessions.insert(pid, (secret, target));
+            let secret = rand::random::<i32>();
+            if let std::collections::hash_map::Entry::Vacant(slot) = sessions.entry((pid, secret)) {
+                slot.insert(target);
                 return (pid, secret);
             }
         }
     }
 
     /// Forgets a session.
-    pub fn unregister(&self, pid: i32) {
-        self.sessions.lock().unwrap_or_else(PoisonError::into_inner).remove(&pid);
+    pub fn unregister(&self, pid: i32, secret: i32) {
+        self.sessions.lock().unwrap_or_else(PoisonError::into_inner).remove(&(pid, secret));
     }
 
     /// Looks up the target of a CancelRequest; a wrong secret finds nothing.
     pub fn lookup(&self, pid: i32, secret: i32) -> Option<CancelTarget> {
-        let sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
-        match sessions.get(&pid) {
-            Some((s, target)) if *s == secret => Some(target.clone()),
-            _ => None,
-        }
+        self.sessions.lock().unwrap_or_else(PoisonError::into_inner).get(&(pid, secret)).cloned()
     }
 
     /// Handles a client's CancelRequest: forwards it to the data node, silently ignoring
@@ -79,10 +77,14 @@ mod tests {
     fn lookup_needs_the_right_secret() {
         let reg = CancelRegistry::new();
         let (pid, secret) = reg.register(CancelTarget { addr: "a".into(), pid: 7, secret: 9 });
-        assert!(pid > 0);
-        assert_eq!(reg.lookup(pid, secret).map(|t| t.pid), Some(7));
+        assert_eq!(pid, 7);
+        assert_eq!(reg.lookup(pid, secret).map(|t| t.addr), Some("a".into()));
         assert!(reg.lookup(pid, secret.wrapping_add(1)).is_none());
-        reg.unregister(pid);
+        // The same backend pid on another node is another session.
+        let (pid2, secret2) = reg.register(CancelTarget { addr: "b".into(), pid: 7, secret: 3 });
+        assert_eq!(reg.lookup(pid2, secret2).map(|t| t.addr), Some("b".into()));
+        reg.unregister(pid, secret);
         assert!(reg.lookup(pid, secret).is_none());
+        assert!(reg.lookup(pid2, secret2).is_some());
     }
 }

@@ -136,7 +136,8 @@ async fn open_inner(
     if startup.protocol_number_minor > 0 || !protocol_options.is_empty() {
         let unsupported_options = protocol_options.into_iter().map(|(k, _)| k).collect();
         encode(
-            PgWireBackendMessage::NegotiateProtocolVersion(NegotiateProtocolVersion::new(0, unsupported_options)),
+            // PostgreSQL sends the whole newest version number it speaks: 3.0.
+            PgWireBackendMessage::NegotiateProtocolVersion(NegotiateProtocolVersion::new(3 << 16, unsupported_options)),
             &mut out,
         );
     }

@@ -16,6 +16,7 @@ mod backend;
 mod cancel;
 mod error;
 mod frontend;
+mod guc;
 mod session;
 mod wire;
 

@@ -60,7 +60,7 @@ pub async fn serve(mut stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>,
     let (pid, secret) = shared.cancels.register(target);
     tracing::debug!(%peer, %user, pid, "session started");
     let end = relay(&mut stream, buf, &mut pooled, pid, secret, shutdown).await;
-    shared.cancels.unregister(pid);
+    shared.cancels.unregister(pid, secret);
     tracing::debug!(%peer, %user, pid, reason = ?end.reason, "session ended");
     if let Some(err) = end.reason.client_error() {
         let mut out = BytesMut::new();
@@ -103,8 +103,9 @@ enum EndReason {
     ClientGone,
     /// The client sent something that is not a protocol message.
     ClientProtocol(CoordError),
-    /// The data node closed the connection or it failed.
-    NodeGone(String),
+    /// The data node closed the connection or it failed; `told` when its last message, already
+    /// forwarded, was an ErrorResponse saying why (a FATAL such as 57P01).
+    NodeGone { why: String, told: bool },
     /// The coordinator is shutting down and the session was idle.
     Shutdown,
 }
@@ -115,7 +116,8 @@ impl EndReason {
         match self {
             EndReason::Terminated | EndReason::ClientGone => None,
             EndReason::ClientProtocol(e) => Some(CoordError::Protocol(e.to_string())),
-            EndReason::NodeGone(why) => Some(CoordError::NodeLost(why.clone())),
+            EndReason::NodeGone { told: true, .. } => None,
+            EndReason::NodeGone { why, told: false } => Some(CoordError::NodeLost(why.clone())),
             EndReason::Shutdown => Some(CoordError::ShuttingDown),
         }
     }
@@ -136,6 +138,8 @@ struct RelayState {
     unsynced: AtomicBool,
     /// A write to the node was cut off mid-message.
     torn_write: AtomicBool,
+    /// The session may have defined a custom variable, which outlives DISCARD ALL.
+    defined_custom_variable: AtomicBool,
     /// The last transaction status the node reported.
     status: AtomicU8,
 }
@@ -143,6 +147,14 @@ struct RelayState {
 impl RelayState {
     fn status(&self) -> TxnStatus {
         TxnStatus::from_byte(self.status.load(Ordering::Relaxed)).unwrap_or_default()
+    }
+
+    /// Looks at the text of a Query or Parse message (`msg` starts at its type byte).
+    fn note_statement(&self, msg: &[u8]) {
+        let len = u32::from_be_bytes([msg[1], msg[2], msg[3], msg[4]]) as usize;
+        if crate::guc::may_define_custom_variable(&msg[5..1 + len]) {
+            self.defined_custom_variable.store(true, Ordering::Relaxed);
+        }
     }
 
     fn idle(&self) -> bool {
@@ -178,7 +190,8 @@ async fn relay(
     };
     let clean = matches!(reason, EndReason::Terminated | EndReason::ClientGone | EndReason::Shutdown)
         && state.idle()
-        && !state.torn_write.load(Ordering::Relaxed);
+        && !state.torn_write.load(Ordering::Relaxed)
+        && !state.defined_custom_variable.load(Ordering::Relaxed);
     RelayEnd { reason, clean, status: state.status() }
 }
 
@@ -202,14 +215,22 @@ where
                     terminated = true;
                     break;
                 }
-                b'Q' | b'F' => {
+                b'Q' => {
+                    state.awaiting_ready.fetch_add(1, Ordering::Relaxed);
+                    state.note_statement(&buf[at..]);
+                }
+                b'F' => {
                     state.awaiting_ready.fetch_add(1, Ordering::Relaxed);
                 }
                 b'S' => {
                     state.awaiting_ready.fetch_add(1, Ordering::Relaxed);
                     state.unsynced.store(false, Ordering::Relaxed);
                 }
-                b'P' | b'B' | b'D' | b'E' | b'C' | b'H' => state.unsynced.store(true, Ordering::Relaxed),
+                b'P' => {
+                    state.unsynced.store(true, Ordering::Relaxed);
+                    state.note_statement(&buf[at..]);
+                }
+                b'B' | b'D' | b'E' | b'C' | b'H' => state.unsynced.store(true, Ordering::Relaxed),
                 _ => {}
             }
         }
@@ -217,7 +238,7 @@ where
             let chunk = buf.split_to(forward);
             state.torn_write.store(true, Ordering::Relaxed);
             if let Err(e) = node.write_all(&chunk).await {
-                return EndReason::NodeGone(e.to_string());
+                return EndReason::NodeGone { why: e.to_string(), told: false };
             }
             state.torn_write.store(false, Ordering::Relaxed);
         }
@@ -247,11 +268,15 @@ where
 {
     let mut tags = Vec::new();
     let mut stopping = *shutdown.borrow();
+    let mut last_tag = 0u8;
     loop {
         let complete = match complete_prefix(buf, &mut tags) {
             Ok(n) => n,
-            Err(e) => return EndReason::NodeGone(e.to_string()),
+            Err(e) => return EndReason::NodeGone { why: e.to_string(), told: false },
         };
+        if let Some(&(tag, _)) = tags.last() {
+            last_tag = tag;
+        }
         for &(tag, at) in &tags {
             if tag == b'Z' {
                 state.status.store(buf[at + 5], Ordering::Relaxed);
@@ -272,8 +297,11 @@ where
         }
         tokio::select! {
             r = node.read_buf(buf) => match r {
-                Ok(0) => return EndReason::NodeGone("the data node closed the connection".into()),
-                Err(e) => return EndReason::NodeGone(e.to_string()),
+                Ok(0) => return EndReason::NodeGone {
+                    why: "the data node closed the connection".into(),
+                    told: last_tag == b'E',
+                },
+                Err(e) => return EndReason::NodeGone { why: e.to_string(), told: last_tag == b'E' },
                 Ok(_) => {}
             },
             r = shutdown.changed(), if !stopping => {

@@ -440,21 +440,20 @@ async fn session_state_is_per_session(d: Dsns) {
     drop(s2);
     drop(s1);
 
-    // Wait until the coordinator has reset s1's node connection and pooled it again.
+    // s1 defined a custom variable, which DISCARD ALL cannot undefine: its node connection is
+    // closed rather than pooled, and the next session starts on a fresh backend.
     let direct = connect(&d.direct).await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let rows = direct.query("select query, state from pg_stat_activity where pid = $1", &[&pid1]).await.unwrap();
-        if rows.first().map(|r| (r.get::<_, String>(0), r.get::<_, String>(1)))
-            == Some(("DISCARD ALL".into(), "idle".into()))
-        {
+        let rows = direct.query("select 1 from pg_stat_activity where pid = $1", &[&pid1]).await.unwrap();
+        if rows.is_empty() {
             break;
         }
-        assert!(Instant::now() < deadline, "s1's node connection was not reset: {rows:?}");
+        assert!(Instant::now() < deadline, "s1's node connection was neither closed nor reset");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let s3 = connect(&dsn).await.unwrap();
-    assert_eq!(one_i32(&s3, "select pg_backend_pid()").await, pid1, "the pooled connection is reused");
+    assert_ne!(one_i32(&s3, "select pg_backend_pid()").await, pid1);
     assert_fresh(&s3).await;
 }
 

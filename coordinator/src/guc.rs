@@ -1,0 +1,77 @@
+//! Spotting statements that define custom variables (`SET myapp.flag = ...`,
+//! `set_config('myapp.flag', ...)`). PostgreSQL keeps such a placeholder variable for the life
+//! of the backend: `DISCARD ALL` resets its value but not its existence, so on a reused
+//! connection `current_setting('myapp.flag', true)` would answer `''` where a new session gets
+//! NULL. A session that may have defined one is therefore not pooled afterwards. The check is a
+//! conservative scan of the statement text (a false positive only costs a reconnect).
+
+/// Whether SQL text may define a custom (dotted) variable.
+pub fn may_define_custom_variable(sql: &[u8]) -> bool {
+    contains_ignore_case(sql, b"set_config") || set_of_dotted_name(sql)
+}
+
+fn contains_ignore_case(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle))
+}
+
+fn is_ident(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b == b'$' || b == b'"' || b >= 0x80
+}
+
+/// `SET [SESSION | LOCAL] name.name`: a SET keyword followed by an identifier with a dot.
+fn set_of_dotted_name(sql: &[u8]) -> bool {
+    let mut i = 0;
+    while i + 3 <= sql.len() {
+        let starts_word = i == 0 || !is_ident(sql[i - 1]);
+        if starts_word && sql[i..i + 3].eq_ignore_ascii_case(b"set") && sql.get(i + 3).is_some_and(|b| b.is_ascii_whitespace()) {
+            let mut j = skip_space(sql, i + 3);
+            for word in [&b"session"[..], b"local"] {
+                if sql.len() >= j + word.len()
+                    && sql[j..j + word.len()].eq_ignore_ascii_case(word)
+                    && sql.get(j + word.len()).is_some_and(|b| b.is_ascii_whitespace())
+                {
+                    j = skip_space(sql, j + word.len());
+                }
+            }
+            let name_start = j;
+            while j < sql.len() && is_ident(sql[j]) {
+                j += 1;
+            }
+            if j > name_start && sql.get(j) == Some(&b'.') {
+                return true;
+            }
+        }
+        i += 1;
+    }
+    false
+}
+
+fn skip_space(sql: &[u8], mut i: usize) -> usize {
+    while i < sql.len() && sql[i].is_ascii_whitespace() {
+        i += 1;
+    }
+    i
+}
+
+#[cfg(test)]
+mod tests {
+    use super::may_define_custom_variable as m;
+
+    #[test]
+    fn custom_variables_are_spotted() {
+        assert!(m(b"SET myapp.flag = 'on'"));
+        assert!(m(b"set local app.user_id to 7"));
+        assert!(m(b"SET SESSION  \"My\".x = 1"));
+        assert!(m(b"select 1; set a.b=1"));
+        assert!(m(b"SELECT set_config('app.tenant', '42', false)"));
+    }
+
+    #[test]
+    fn ordinary_statements_are_not() {
+        assert!(!m(b"SET work_mem = '64MB'"));
+        assert!(!m(b"SET search_path TO app, public"));
+        assert!(!m(b"UPDATE pgbench_accounts SET abalance = abalance + $1 WHERE aid = $2"));
+        assert!(!m(b"SELECT abalance FROM pgbench_accounts WHERE aid = 7"));
+        assert!(!m(b"select offset_x from t"));
+    }
+}
