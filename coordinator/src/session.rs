@@ -22,7 +22,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
-use crate::backend::{NodeAddr, Pooled, StartupFailure};
+use crate::backend::{Pooled, StartupFailure};
 use crate::cancel::CancelTarget;
 use crate::error::{CoordError, Severity};
 use crate::frontend::{self, ClientStartup, Opening};
@@ -53,7 +53,7 @@ pub async fn serve(mut stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>,
         }
     };
     let target = CancelTarget {
-        addr: pooled.key_addr().to_owned(),
+        addr: pooled.key().addr().to_owned(),
         pid: pooled.conn.backend_pid,
         secret: pooled.conn.backend_secret,
     };
@@ -308,18 +308,5 @@ where
                 stopping = r.is_err() || *shutdown.borrow();
             }
         }
-    }
-}
-
-impl Pooled {
-    fn key_addr(&self) -> &str {
-        self.key().addr()
-    }
-}
-
-impl NodeAddr {
-    /// Builds the pool address of a catalog node.
-    pub fn of(node: &pgshard_catalog::Node) -> Self {
-        NodeAddr { name: node.name.clone(), addr: format!("{}:{}", node.host, node.port) }
     }
 }

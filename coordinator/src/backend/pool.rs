@@ -29,6 +29,13 @@ pub struct NodeAddr {
     pub addr: String,
 }
 
+impl NodeAddr {
+    /// The pool address of a catalog node.
+    pub fn of(node: &pgshard_catalog::Node) -> Self {
+        NodeAddr { name: node.name.clone(), addr: format!("{}:{}", node.host, node.port) }
+    }
+}
+
 /// What makes two connections interchangeable: same node, same startup parameters.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct PoolKey {
