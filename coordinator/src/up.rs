@@ -33,6 +33,8 @@ pub struct UpOptions {
 
 /// The PostgreSQL servers of a local cluster, running. Dropping it stops them.
 pub struct LocalServers {
+    /// Held for the servers' life: one `up` per cluster directory.
+    _lock: std::fs::File,
     /// The metadata store's server.
     pub meta: PgInstance,
     /// Data-node servers, `dn1` first.
@@ -50,6 +52,7 @@ impl LocalServers {
         std::fs::create_dir_all(&opts.dir)
             .with_context(|| format!("cannot create cluster directory {}", opts.dir.display()))?;
         let dir = opts.dir.canonicalize()?;
+        let lock = lock_dir(&dir)?;
         let existing = existing_nodes(&dir);
         if existing > opts.data_nodes {
             tracing::info!(existing, asked = opts.data_nodes, "the cluster already has more data nodes; starting them all");
@@ -66,7 +69,7 @@ impl LocalServers {
         for i in 1..=count {
             nodes.push(PgInstance::start(&bins, instance(&dir, &format!("dn{i}"), opts.fast, &node_settings)?)?);
         }
-        Ok(Self { meta, nodes, dir })
+        Ok(Self { _lock: lock, meta, nodes, dir })
     }
 
     /// The coordinator configuration for these servers, listening on `port`.
@@ -100,6 +103,25 @@ impl LocalServers {
         if let Err(e) = self.meta.stop() {
             tracing::warn!(error = %e, "stopping metadata server");
         }
+    }
+}
+
+/// Takes the cluster directory's lock file, so that a second `up` on the same directory is
+/// refused instead of racing the first one's servers.
+fn lock_dir(dir: &Path) -> anyhow::Result<std::fs::File> {
+    let path = dir.join("pgshard.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            anyhow::bail!("another pgshard is running on {} (lock file {})", dir.display(), path.display())
+        }
+        Err(std::fs::TryLockError::Error(e)) => Err(e).with_context(|| format!("cannot lock {}", path.display())),
     }
 }
 

@@ -149,6 +149,15 @@ fn up_creates_stops_cleanly_and_brings_data_back() {
     let (_, prepared, _) = psql(port, "SHOW max_prepared_transactions");
     assert_eq!(prepared.trim(), "200");
     assert_eq!(processes_using(&data).len(), 3, "{:?}", processes_using(&data));
+    // A second `up` on the same directory is refused, and leaves the running cluster alone.
+    let other_port = free_port().unwrap().to_string();
+    let second = Command::new(BIN).args(["up", "--port", &other_port, "--dir", &data_arg]).output().unwrap();
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(!second.status.success());
+    assert!(err.contains("another pgshard is running on"), "{err}");
+    let (ok, rows, err) = psql(port, "SELECT count(*) FROM kept");
+    assert!(ok, "{err}");
+    assert_eq!(rows, "2\n");
 
     up.signal("TERM");
     let status = up.wait_exit(Duration::from_secs(60));
