@@ -6,6 +6,8 @@
 //! so every statement is planned as a pass-through to that node, sent exactly as the client
 //! wrote it.
 
+pub mod route;
+
 use std::fmt;
 
 use pgshard_catalog::{CatalogError, CatalogSnapshot, NodeId};
