@@ -1,27 +1,32 @@
-//! Reading and writing the catalog in the metadata store.
+//! Reading the catalog from the metadata store and keeping its schema current.
 //!
 //! The catalog's tables live in schema `pgshard` of the metadata database. [`MetadataStore::migrate`]
-//! creates them idempotently (every coordinator runs it at start; an advisory lock keeps two
-//! coordinators from racing), and every change is one transaction.
+//! brings them to the version this build knows, one numbered step at a time (`migrations/`),
+//! recording the step reached in `pgshard.schema_version`; every coordinator runs it at start and
+//! an advisory lock keeps two coordinators from racing. Changes go through
+//! [`MetadataStore::begin`] (see [`crate::CatalogTransaction`]); reads through
+//! [`MetadataStore::load`], which sees one consistent state.
 
-use tokio_postgres::Client;
+use tokio_postgres::{Client, IsolationLevel};
 
-use crate::{CatalogError, CatalogSnapshot, Node, NodeId};
+use crate::{CatalogError, CatalogParts, CatalogSnapshot, CatalogTransaction, rows};
 
 /// Lock key for schema migrations (arbitrary, fixed forever).
 const MIGRATION_LOCK: i64 = 0x7067_7368_6172_6401;
 
-const SCHEMA: &str = "
+/// Migration steps, in order; step `i` takes the schema from version `i` to `i + 1`. Append only:
+/// a released step never changes.
+const MIGRATIONS: [&str; 2] = [include_str!("migrations/v1_nodes.sql"), include_str!("migrations/v2_tables.sql")];
+
+/// The catalog schema version this build migrates to.
+pub const SCHEMA_VERSION: i32 = MIGRATIONS.len() as i32;
+
+const SCHEMA_VERSION_TABLE: &str = "
 CREATE SCHEMA IF NOT EXISTS pgshard;
-CREATE TABLE IF NOT EXISTS pgshard.nodes (
-    node_id    serial PRIMARY KEY,
-    name       text NOT NULL UNIQUE,
-    host       text NOT NULL,
-    port       integer NOT NULL CHECK (port BETWEEN 1 AND 65535),
-    is_default boolean NOT NULL DEFAULT false,
-    added_at   timestamptz NOT NULL DEFAULT now()
+CREATE TABLE IF NOT EXISTS pgshard.schema_version (
+    one_row boolean PRIMARY KEY DEFAULT true CHECK (one_row),
+    version integer NOT NULL
 );
-CREATE UNIQUE INDEX IF NOT EXISTS nodes_one_default ON pgshard.nodes (is_default) WHERE is_default;
 ";
 
 /// A data node as the configuration or the launcher names it.
@@ -46,58 +51,90 @@ impl MetadataStore {
         Self { client }
     }
 
-    /// Creates the catalog schema if it does not exist yet.
+    /// The connection, for the caller's own statements outside catalog changes.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Creates the catalog schema, or upgrades it step by step to [`SCHEMA_VERSION`]. A store
+    /// from before schema versioning (nodes only) counts as version 0. Refuses a store that a
+    /// newer pgshard has migrated further.
     pub async fn migrate(&mut self) -> Result<(), CatalogError> {
         let tx = self.client.transaction().await?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await?;
-        tx.batch_execute(SCHEMA).await?;
+        tx.batch_execute(SCHEMA_VERSION_TABLE).await?;
+        let found = match tx.query_opt("SELECT version FROM pgshard.schema_version", &[]).await? {
+            Some(row) => row.try_get::<_, i32>(0)?,
+            None => 0,
+        };
+        if found > SCHEMA_VERSION {
+            return Err(CatalogError::SchemaTooNew { found, supported: SCHEMA_VERSION });
+        }
+        let done = usize::try_from(found).unwrap_or(0);
+        for (step, sql) in MIGRATIONS.iter().enumerate().skip(done) {
+            tracing::info!(from = step, to = step + 1, "migrating the catalog schema");
+            tx.batch_execute(sql).await?;
+        }
+        if found != SCHEMA_VERSION {
+            tx.execute(
+                "INSERT INTO pgshard.schema_version (version) VALUES ($1)
+                 ON CONFLICT (one_row) DO UPDATE SET version = excluded.version",
+                &[&SCHEMA_VERSION],
+            )
+            .await?;
+        }
         tx.commit().await?;
         Ok(())
     }
 
     /// Registers nodes by name, updating the address of a node that already exists. The first
-    /// node becomes the default node when the catalog has none.
+    /// node becomes the default node when the catalog has none. Bumps the catalog version only
+    /// when something changed.
     pub async fn register_nodes(&mut self, nodes: &[NodeRegistration]) -> Result<(), CatalogError> {
-        let tx = self.client.transaction().await?;
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await?;
+        let mut tx = self.begin().await?;
         for node in nodes {
-            tx.execute(
-                "INSERT INTO pgshard.nodes (name, host, port) VALUES ($1, $2, $3)
-                 ON CONFLICT (name) DO UPDATE SET host = excluded.host, port = excluded.port",
-                &[&node.name, &node.host, &i32::from(node.port)],
-            )
-            .await?;
+            tx.register_node(node).await?;
         }
-        tx.execute(
-            "UPDATE pgshard.nodes SET is_default = true
-             WHERE node_id = (SELECT min(node_id) FROM pgshard.nodes)
-               AND NOT EXISTS (SELECT 1 FROM pgshard.nodes WHERE is_default)",
-            &[],
-        )
-        .await?;
+        tx.ensure_default_node().await?;
         tx.commit().await?;
         Ok(())
     }
 
-    /// Reads the whole catalog in one snapshot.
-    pub async fn load(&self) -> Result<CatalogSnapshot, CatalogError> {
-        let rows = self
+    /// Starts a catalog change; see [`CatalogTransaction`] for the rules.
+    pub async fn begin(&mut self) -> Result<CatalogTransaction<'_>, CatalogError> {
+        CatalogTransaction::begin(&mut self.client).await
+    }
+
+    /// The catalog version committed now (cheap; compare with [`CatalogSnapshot::version`]).
+    pub async fn current_version(&self) -> Result<i64, CatalogError> {
+        let row = self.client.query_one("SELECT version FROM pgshard.catalog_version", &[]).await?;
+        Ok(row.try_get(0)?)
+    }
+
+    /// Reads the whole catalog as of one moment (one REPEATABLE READ, read-only transaction).
+    pub async fn load(&mut self) -> Result<CatalogSnapshot, CatalogError> {
+        let tx = self
             .client
-            .query("SELECT node_id, name, host, port, is_default FROM pgshard.nodes ORDER BY node_id", &[])
+            .build_transaction()
+            .isolation_level(IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
             .await?;
-        let mut nodes = Vec::with_capacity(rows.len());
-        for row in rows {
-            let port: i32 = row.try_get(3)?;
-            let port = u16::try_from(port)
-                .map_err(|_| CatalogError::Inconsistent(format!("node port {port} out of range")))?;
-            nodes.push(Node {
-                id: NodeId(row.try_get(0)?),
-                name: row.try_get(1)?,
-                host: row.try_get(2)?,
-                port,
-                is_default: row.try_get(4)?,
-            });
+        let version: i64 = tx.query_one("SELECT version FROM pgshard.catalog_version", &[]).await?.try_get(0)?;
+        let mut parts = CatalogParts { version, ..CatalogParts::default() };
+        for row in tx.query(rows::SELECT_NODES, &[]).await? {
+            parts.nodes.push(rows::node(&row)?);
         }
-        Ok(CatalogSnapshot { nodes })
+        for row in tx.query(rows::SELECT_GROUPS, &[]).await? {
+            parts.groups.push(rows::group(&row)?);
+        }
+        for row in tx.query(rows::SELECT_SHARDS, &[]).await? {
+            parts.shards.push(rows::shard(&row)?);
+        }
+        for row in tx.query(rows::SELECT_TABLES, &[]).await? {
+            parts.tables.push(rows::table(&row)?);
+        }
+        tx.commit().await?;
+        CatalogSnapshot::new(parts)
     }
 }

@@ -76,7 +76,7 @@ impl Coordinator {
                 anyhow::anyhow!("cannot listen on {}: {e}", config.listen)
             }
         })?;
-        tracing::info!(listen = %config.listen, nodes = catalog.nodes.len(), "coordinator ready");
+        tracing::info!(listen = %config.listen, nodes = catalog.nodes().len(), "coordinator ready");
         let shared = Arc::new(Shared {
             auth: Authenticator::new(&config),
             pools: Pools::new(config.pool.clone()),

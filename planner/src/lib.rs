@@ -46,18 +46,20 @@ pub fn plan(catalog: &CatalogSnapshot) -> Result<DistributedPlan, PlanError> {
 
 #[cfg(test)]
 mod tests {
-    use pgshard_catalog::Node;
+    use pgshard_catalog::{CatalogParts, Node};
 
     use super::*;
 
     #[test]
     fn everything_goes_to_the_default_node() {
-        let catalog = CatalogSnapshot {
+        let catalog = CatalogSnapshot::new(CatalogParts {
             nodes: vec![
                 Node { id: NodeId(1), name: "dn1".into(), host: "h".into(), port: 1, is_default: false },
                 Node { id: NodeId(2), name: "dn2".into(), host: "h".into(), port: 2, is_default: true },
             ],
-        };
+            ..CatalogParts::default()
+        })
+        .unwrap();
         assert_eq!(plan(&catalog).unwrap().to_string(), "PassThrough node=2");
     }
 
