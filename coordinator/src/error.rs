@@ -56,7 +56,8 @@ impl CoordError {
             CoordError::Unsupported(_) => &SqlState::FEATURE_NOT_SUPPORTED,
             CoordError::NodeUnavailable { .. } | CoordError::NodeLost(_) => &SqlState::CONNECTION_FAILURE,
             CoordError::PoolExhausted(_) => &SqlState::TOO_MANY_CONNECTIONS,
-            CoordError::Catalog(_) | CoordError::Plan(_) => &SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE,
+            CoordError::Catalog(e) => e.sqlstate(),
+            CoordError::Plan(_) => &SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE,
             CoordError::ShuttingDown => &SqlState::ADMIN_SHUTDOWN,
             CoordError::Io(_) => &SqlState::CONNECTION_FAILURE,
         }

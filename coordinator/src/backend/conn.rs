@@ -163,11 +163,10 @@ impl DnConn {
             match tag {
                 b'E' => return Err(StartupFailure::Refused(raw)),
                 b'S' => {
-                    if let backend::Message::ParameterStatus(p) = parse(&raw)? {
-                        if p.name().ok() == Some("server_version") {
+                    if let backend::Message::ParameterStatus(p) = parse(&raw)?
+                        && p.name().ok() == Some("server_version") {
                             self.server_version = p.value().unwrap_or_default().to_owned();
                         }
-                    }
                     self.startup_params.push(raw);
                 }
                 b'K' => {

@@ -103,11 +103,10 @@ impl Pools {
             return Ok(p);
         }
         // Make room by closing an idle connection kept for other parameters.
-        if self.evict_one(node) {
-            if let Ok(p) = limit.clone().try_acquire_owned() {
+        if self.evict_one(node)
+            && let Ok(p) = limit.clone().try_acquire_owned() {
                 return Ok(p);
             }
-        }
         match tokio::time::timeout(self.cfg.checkout_timeout(), limit.acquire_owned()).await {
             Ok(Ok(p)) => Ok(p),
             _ => Err(CoordError::PoolExhausted(node.name.clone())),

@@ -99,11 +99,10 @@ impl PgBinaries {
 /// Candidate bin directories in search order (duplicates are harmless).
 fn candidates(search: &Search) -> Vec<PathBuf> {
     let mut dirs = Vec::new();
-    if let Some(pg_config) = &search.pg_config {
-        if let Ok(out) = run(Command::new(pg_config).arg("--bindir")) {
+    if let Some(pg_config) = &search.pg_config
+        && let Ok(out) = run(Command::new(pg_config).arg("--bindir")) {
             dirs.push(PathBuf::from(out.trim()));
         }
-    }
     for dir in std::env::split_paths(search.path.as_deref().unwrap_or_default()) {
         let postgres = dir.join("postgres");
         if is_executable(&postgres) {
