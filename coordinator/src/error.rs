@@ -39,6 +39,23 @@ pub enum CoordError {
     /// The planner could not place the statement.
     #[error("{0}")]
     Plan(#[from] pgshard_planner::PlanError),
+    /// A statement the coordinator runs itself failed for a reason PostgreSQL names with
+    /// `code` (unknown table 42P01, unhashable type 42804, ...).
+    #[error("{message}")]
+    Sql {
+        /// The SQLSTATE PostgreSQL would use.
+        code: SqlState,
+        /// Primary message.
+        message: String,
+        /// DETAIL field, if any.
+        detail: Option<String>,
+        /// HINT field, if any.
+        hint: Option<String>,
+    },
+    /// A data node or the metadata store refused a statement the coordinator sent on its own
+    /// connection: forwarded with the node's fields.
+    #[error("{}", .0.message())]
+    Node(Box<tokio_postgres::error::DbError>),
     /// The coordinator is shutting down.
     #[error("terminating connection due to administrator command")]
     ShuttingDown,
@@ -48,8 +65,38 @@ pub enum CoordError {
 }
 
 impl CoordError {
+    /// A coordinator error with this SQLSTATE and message.
+    pub fn sql(code: SqlState, message: impl Into<String>) -> Self {
+        CoordError::Sql { code, message: message.into(), detail: None, hint: None }
+    }
+
+    /// Adds a HINT to an [`CoordError::Sql`] error (other kinds are returned unchanged).
+    pub fn with_hint(mut self, text: impl Into<String>) -> Self {
+        if let CoordError::Sql { hint, .. } = &mut self {
+            *hint = Some(text.into());
+        }
+        self
+    }
+
+    /// Adds a DETAIL to an [`CoordError::Sql`] error (other kinds are returned unchanged).
+    pub fn with_detail(mut self, text: impl Into<String>) -> Self {
+        if let CoordError::Sql { detail, .. } = &mut self {
+            *detail = Some(text.into());
+        }
+        self
+    }
+
+    /// Turns a tokio-postgres error from the coordinator's own connections into the node's
+    /// error when it carries one, else a lost connection.
+    pub fn from_pg(e: tokio_postgres::Error) -> Self {
+        match e.as_db_error() {
+            Some(db) => CoordError::Node(Box::new(db.clone())),
+            None => CoordError::NodeLost(e.to_string()),
+        }
+    }
+
     /// The SQLSTATE PostgreSQL uses for this kind of failure.
-    pub fn sqlstate(&self) -> &'static SqlState {
+    pub fn sqlstate(&self) -> &SqlState {
         match self {
             CoordError::Protocol(_) => &SqlState::PROTOCOL_VIOLATION,
             CoordError::AuthFailed(_) => &SqlState::INVALID_PASSWORD,
@@ -58,6 +105,8 @@ impl CoordError {
             CoordError::PoolExhausted(_) => &SqlState::TOO_MANY_CONNECTIONS,
             CoordError::Catalog(e) => e.sqlstate(),
             CoordError::Plan(_) => &SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE,
+            CoordError::Sql { code, .. } => code,
+            CoordError::Node(e) => e.code(),
             CoordError::ShuttingDown => &SqlState::ADMIN_SHUTDOWN,
             CoordError::Io(_) => &SqlState::CONNECTION_FAILURE,
         }
@@ -65,7 +114,24 @@ impl CoordError {
 
     /// Appends this error as an ErrorResponse with the given severity (`ERROR` or `FATAL`).
     pub fn encode(&self, severity: Severity, out: &mut BytesMut) {
-        let info = ErrorInfo::new(severity.as_str().to_owned(), self.sqlstate().code().to_owned(), self.to_string());
+        let mut info = ErrorInfo::new(severity.as_str().to_owned(), self.sqlstate().code().to_owned(), self.to_string());
+        match self {
+            CoordError::Sql { detail, hint, .. } => {
+                info.detail = detail.clone();
+                info.hint = hint.clone();
+            }
+            CoordError::Node(e) => {
+                info.detail = e.detail().map(str::to_owned);
+                info.hint = e.hint().map(str::to_owned);
+                info.schema = e.schema().map(str::to_owned);
+                info.table = e.table().map(str::to_owned);
+                info.column = e.column().map(str::to_owned);
+                info.constraint = e.constraint().map(str::to_owned);
+                info.datatype = e.datatype().map(str::to_owned);
+                info.where_context = e.where_().map(str::to_owned);
+            }
+            _ => {}
+        }
         let msg = PgWireBackendMessage::ErrorResponse(ErrorResponse::from(info));
         // Encoding into a BytesMut cannot fail for a well-formed message.
         if let Err(e) = msg.encode(out) {

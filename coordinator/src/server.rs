@@ -26,6 +26,8 @@ pub struct Shared {
     pub pools: Arc<Pools>,
     /// Cancel keys of live sessions.
     pub cancels: Arc<CancelRegistry>,
+    /// The metadata store; catalog changes hold this lock for their whole change.
+    pub store: tokio::sync::Mutex<MetadataStore>,
     catalog: RwLock<Arc<CatalogSnapshot>>,
 }
 
@@ -33,6 +35,21 @@ impl Shared {
     /// The current catalog snapshot.
     pub fn catalog(&self) -> Arc<CatalogSnapshot> {
         self.catalog.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Reloads the catalog from the metadata store and makes it the current snapshot.
+    pub async fn reload_catalog(&self) -> Result<Arc<CatalogSnapshot>, CoordError> {
+        let snapshot = Arc::new(self.store.lock().await.load().await?);
+        self.set_catalog(snapshot.clone());
+        Ok(snapshot)
+    }
+
+    /// Makes `snapshot` the current catalog unless a newer one is already in force.
+    pub fn set_catalog(&self, snapshot: Arc<CatalogSnapshot>) {
+        let mut current = self.catalog.write().unwrap_or_else(PoisonError::into_inner);
+        if snapshot.version() >= current.version() {
+            *current = snapshot;
+        }
     }
 
     /// The node the planner sends a session's statements to.
@@ -82,6 +99,7 @@ impl Coordinator {
             pools: Pools::new(config.pool.clone()),
             cancels: CancelRegistry::new(),
             catalog: RwLock::new(Arc::new(catalog)),
+            store: tokio::sync::Mutex::new(store),
             config,
         });
         Ok(Self { listener, shared })
