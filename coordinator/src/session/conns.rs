@@ -1,0 +1,149 @@
+//! The data-node connections of one session: the home connection (the default node, taken at
+//! startup, whose ParameterStatus values the client saw) and at most one more per node, taken
+//! from the pool the first time a statement is routed there and kept for the session's life,
+//! so session state (prepared statements, SET values) stays where it was made.
+
+use std::collections::HashSet;
+
+use bytes::{Bytes, BytesMut};
+use pgshard_catalog::NodeId;
+use pgshard_txn::TxnStatus;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::backend::{NodeAddr, Pooled, Pools, StartupFailure};
+use crate::error::CoordError;
+use crate::wire::take_message;
+
+/// One data-node connection of the session.
+pub struct NodeConn {
+    /// The node.
+    pub node: NodeId,
+    /// The pooled connection.
+    pub pooled: Pooled,
+    /// Bytes to send at the next flush.
+    pub out: BytesMut,
+    /// Status byte of the node's last ReadyForQuery.
+    pub status: u8,
+    /// The connection is not at a message boundary (a write or read was cut off): not poolable.
+    pub torn: bool,
+    /// Statement names the session prepared on this connection for routed statements.
+    pub prepared: HashSet<String>,
+}
+
+impl NodeConn {
+    /// Wraps a connection just checked out (idle, status `I`).
+    pub fn new(node: NodeId, pooled: Pooled) -> Self {
+        Self { node, pooled, out: BytesMut::new(), status: b'I', torn: false, prepared: HashSet::new() }
+    }
+
+    /// Transaction status of the node's last ReadyForQuery.
+    pub fn txn_status(&self) -> TxnStatus {
+        TxnStatus::from_byte(self.status).unwrap_or_default()
+    }
+
+    /// Writes everything queued.
+    pub async fn flush(&mut self) -> Result<(), CoordError> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        self.torn = true;
+        let r = self.pooled.conn.stream.write_all(&self.out).await;
+        self.out.clear();
+        r.map_err(|e| CoordError::NodeLost(e.to_string()))?;
+        self.torn = false;
+        Ok(())
+    }
+
+    /// The next message from the node.
+    pub async fn read(&mut self) -> Result<(u8, Bytes), CoordError> {
+        let conn = &mut self.pooled.conn;
+        loop {
+            if let Some(m) = take_message(&mut conn.read_buf)? {
+                return Ok(m);
+            }
+            if conn.read_buf.capacity() - conn.read_buf.len() < 8 * 1024 {
+                conn.read_buf.reserve(16 * 1024);
+            }
+            match conn.stream.read_buf(&mut conn.read_buf).await {
+                Ok(0) => return Err(CoordError::NodeLost("the data node closed the connection".into())),
+                Ok(_) => {}
+                Err(e) => return Err(CoordError::NodeLost(e.to_string())),
+            }
+        }
+    }
+
+    /// A complete message already buffered, without reading.
+    pub fn buffered(&mut self) -> Result<Option<(u8, Bytes)>, CoordError> {
+        take_message(&mut self.pooled.conn.read_buf)
+    }
+
+    /// Reads more bytes; `Ok(false)` at end of stream. Cancel-safe.
+    pub async fn fill(&mut self) -> Result<bool, CoordError> {
+        let conn = &mut self.pooled.conn;
+        if conn.read_buf.capacity() - conn.read_buf.len() < 8 * 1024 {
+            conn.read_buf.reserve(16 * 1024);
+        }
+        Ok(conn.stream.read_buf(&mut conn.read_buf).await? > 0)
+    }
+}
+
+/// Everything needed to open more connections like the home one.
+pub struct Opener {
+    /// The client's startup parameters (user, database, options, ...).
+    pub params: Vec<(String, String)>,
+    /// The client's password, when the coordinator learned it (cleartext/SCRAM).
+    pub password: Option<String>,
+}
+
+/// The session's connections; index 0 is home.
+pub struct Conns {
+    list: Vec<NodeConn>,
+}
+
+impl Conns {
+    /// The session's connections, starting with home.
+    pub fn new(home: NodeConn) -> Self {
+        Self { list: vec![home] }
+    }
+
+    /// Index of the connection to `node`, if the session has one.
+    pub fn find(&self, node: NodeId) -> Option<usize> {
+        self.list.iter().position(|c| c.node == node)
+    }
+
+    /// The connection at `i`.
+    pub fn get(&mut self, i: usize) -> &mut NodeConn {
+        &mut self.list[i]
+    }
+
+    /// Index of the connection to `node`, opening one if needed.
+    pub async fn open(&mut self, node: NodeId, addr: &NodeAddr, pools: &Pools, opener: &Opener) -> Result<usize, CoordError> {
+        if let Some(i) = self.find(node) {
+            return Ok(i);
+        }
+        let pooled = match pools.checkout(addr, opener.params.clone(), opener.password.as_deref()).await {
+            Ok(p) => p,
+            Err(StartupFailure::Failed(e)) => return Err(e),
+            Err(StartupFailure::Refused(raw)) => {
+                return Err(CoordError::NodeLost(String::from_utf8_lossy(raw.get(5..).unwrap_or_default()).replace('\0', " ")));
+            }
+        };
+        self.list.push(NodeConn::new(node, pooled));
+        Ok(self.list.len() - 1)
+    }
+
+    /// Every connection, home first.
+    pub fn all(&mut self) -> impl Iterator<Item = &mut NodeConn> {
+        self.list.iter_mut()
+    }
+
+    /// How many connections the session holds.
+    pub fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    /// Takes every connection out (at the session's end).
+    pub fn into_vec(self) -> Vec<NodeConn> {
+        self.list
+    }
+}

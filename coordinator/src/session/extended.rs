@@ -1,0 +1,382 @@
+//! Extended-protocol requests: the messages up to a Sync or Flush, each turned into frames for
+//! one connection or into an answer made here, in order.
+//!
+//! Statements the client prepares are kept by name with their text and placement. One that runs
+//! as written is prepared on home under the client's own name at Parse (so Parse errors and
+//! Describe answers are PostgreSQL's own); when a transaction block runs on another connection
+//! it is prepared there under a name of the session's (`pgshard_<id>`) at its first Bind.
+//! Transaction control is answered here (see `txn`). Consecutive messages for one connection
+//! form a segment, sent in one write; when a request touches only one connection its Sync goes
+//! with the last segment and the node's ReadyForQuery reaches the client as it is, which is the
+//! common case and costs one round trip. Otherwise each segment ends with a Flush, its answers
+//! are relayed before the next segment, and at the end every touched connection gets a Sync
+//! and the client one ReadyForQuery. After an error the rest of the request is skipped, as
+//! PostgreSQL does, and the other touched connections are failed too so that nothing of the
+//! request commits.
+
+use std::collections::HashMap;
+
+use bytes::{Bytes, BytesMut};
+
+use super::relay::{Interrupted, Owed, Unit};
+use super::route::{self, Decision};
+use super::simple::{aborted_block, poison};
+use super::txn::{TxnCmd, TxnState, tag_of};
+use super::{BatchEnd, Session, msg};
+use crate::error::CoordError;
+
+/// A statement the client prepared.
+#[derive(Debug, Clone)]
+pub struct Stmt {
+    id: u64,
+    sql: String,
+    types: Vec<u32>,
+    kind: StmtKind,
+}
+
+/// What a prepared statement is.
+#[derive(Debug, Clone)]
+enum StmtKind {
+    /// Runs as written; prepared on home under the client's name.
+    Home,
+    /// Transaction control, answered by the session.
+    Txn(TxnCmd),
+}
+
+/// Where a portal lives.
+#[derive(Debug, Clone)]
+enum PortalAt {
+    /// On the session's connection at this index.
+    Conn(usize),
+    /// Transaction control, answered by the session.
+    Txn(TxnCmd),
+}
+
+/// The client's prepared statements and portals.
+#[derive(Default)]
+pub struct Statements {
+    stmts: HashMap<String, Stmt>,
+    portals: HashMap<String, PortalAt>,
+    next_id: u64,
+    /// Connections sent extended-protocol messages since the last Sync.
+    unsynced: Vec<usize>,
+    /// An error ended the request: skip to the next Sync.
+    skipping: bool,
+}
+
+/// What to do with one client message.
+enum Action {
+    /// Queue these frames, each with the answer it books, on connection `conn`.
+    Send { conn: usize, frames: Vec<(Bytes, Option<(Unit, bool)>)> },
+    /// Answer the client with these bytes.
+    Answer(Bytes),
+    /// Fail the request with this error.
+    Fail(CoordError),
+}
+
+fn send(conn: usize, m: &Bytes, unit: Unit) -> Action {
+    Action::Send { conn, frames: vec![(m.clone(), Some((unit, true)))] }
+}
+
+fn answer(tag: u8) -> Action {
+    Action::Answer(msg::build(|o| msg::empty(tag, o)))
+}
+
+/// The segment being built: its connection and what it owes.
+#[derive(Default)]
+struct Segment {
+    conn: Option<usize>,
+    owed: Owed,
+}
+
+impl Session {
+    /// Serves the extended-protocol messages of one request.
+    pub(super) async fn run_batch(&mut self, msgs: Vec<(u8, Bytes)>, end: BatchEnd) -> Result<(), Interrupted> {
+        let mut seg = Segment::default();
+        let mut failed_here = false;
+        for (tag, m) in msgs {
+            if self.statements.skipping {
+                continue;
+            }
+            let action = match self.translate(tag, &m) {
+                Ok(a) => a,
+                Err(Interrupted::Protocol(e)) => Action::Fail(e),
+                Err(i) => return Err(i),
+            };
+            match action {
+                Action::Send { conn, frames } => {
+                    if seg.conn != Some(conn) {
+                        self.close_segment(&mut seg).await?;
+                        if self.statements.skipping {
+                            continue;
+                        }
+                        if let Err(e) = self.bind_txn(conn, &mut seg.owed) {
+                            self.fail_request(e, &mut failed_here).await?;
+                            continue;
+                        }
+                        seg.conn = Some(conn);
+                        if !self.statements.unsynced.contains(&conn) {
+                            self.statements.unsynced.push(conn);
+                        }
+                    }
+                    let c = self.conns.get(conn);
+                    for (bytes, unit) in frames {
+                        c.out.extend_from_slice(&bytes);
+                        if let Some((u, fwd)) = unit {
+                            seg.owed.push(u, fwd);
+                        }
+                    }
+                }
+                Action::Answer(bytes) => {
+                    self.close_segment(&mut seg).await?;
+                    if !self.statements.skipping {
+                        self.client.push(&bytes).await.map_err(|_| Interrupted::ClientGone)?;
+                    }
+                }
+                Action::Fail(e) => {
+                    self.close_segment(&mut seg).await?;
+                    self.fail_request(e, &mut failed_here).await?;
+                }
+            }
+        }
+        match end {
+            BatchEnd::Flush => {
+                if let Some(i) = seg.conn {
+                    msg::flush(&mut self.conns.get(i).out);
+                    self.exchange(i, &mut seg.owed).await?;
+                    self.statements.skipping |= seg.owed.errored;
+                }
+                Ok(())
+            }
+            BatchEnd::Sync => self.sync(seg, failed_here).await,
+        }
+    }
+
+    /// Ends the request at the client's Sync.
+    async fn sync(&mut self, mut seg: Segment, failed_here: bool) -> Result<(), Interrupted> {
+        let unsynced = std::mem::take(&mut self.statements.unsynced);
+        self.statements.skipping = false;
+        let direct = match unsynced.as_slice() {
+            [only] if seg.conn.is_none_or(|i| i == *only) && !failed_here => {
+                (matches!(self.txn, TxnState::Idle) || self.txn == TxnState::Bound(*only)).then_some(*only)
+            }
+            _ => None,
+        };
+        if let Some(i) = direct {
+            msg::sync(&mut self.conns.get(i).out);
+            seg.owed.push(Unit::Sync, true);
+            self.exchange(i, &mut seg.owed).await?;
+            if seg.owed.extended_copy {
+                // A COPY swallowed this Sync: the client answers with another after CopyDone.
+                self.statements.unsynced.push(i);
+            }
+            self.settle_txn();
+            return Ok(());
+        }
+        let swallowed = self.close_segment(&mut seg).await?;
+        self.statements.skipping = false;
+        if swallowed {
+            self.statements.unsynced = unsynced;
+            return Ok(());
+        }
+        for i in unsynced {
+            let mut owed = Owed::default();
+            msg::sync(&mut self.conns.get(i).out);
+            owed.push(Unit::Sync, false);
+            self.exchange(i, &mut owed).await?;
+        }
+        self.settle_txn();
+        let status = self.status().as_byte();
+        msg::ready(status, self.client.out());
+        Ok(())
+    }
+
+    /// Sends the open segment with a Flush and relays its answers.
+    /// Returns whether a COPY in the segment swallowed the Sync that ends the request.
+    async fn close_segment(&mut self, seg: &mut Segment) -> Result<bool, Interrupted> {
+        let mut swallowed = false;
+        if let Some(i) = seg.conn.take() {
+            msg::flush(&mut self.conns.get(i).out);
+            self.exchange(i, &mut seg.owed).await?;
+            self.statements.skipping |= seg.owed.errored;
+            swallowed = seg.owed.extended_copy;
+            seg.owed = Owed::default();
+        }
+        Ok(swallowed)
+    }
+
+    /// Answers an error made here, fails what the request already sent to the nodes, and
+    /// skips the rest of the request.
+    async fn fail_request(&mut self, err: CoordError, failed_here: &mut bool) -> Result<(), Interrupted> {
+        *failed_here = true;
+        self.statements.skipping = true;
+        msg::error(&err, self.client.out());
+        if let TxnState::Deferred { failed, .. } = &mut self.txn {
+            *failed = true;
+        }
+        if let TxnState::Bound(b) = self.txn
+            && !self.statements.unsynced.contains(&b)
+        {
+            self.statements.unsynced.push(b);
+        }
+        for i in self.statements.unsynced.clone() {
+            let mut owed = Owed::default();
+            poison(self.conns.get(i), &mut owed);
+            msg::flush(&mut self.conns.get(i).out);
+            self.exchange(i, &mut owed).await?;
+        }
+        Ok(())
+    }
+
+    /// Decides what one client message becomes.
+    fn translate(&mut self, tag: u8, m: &Bytes) -> Result<Action, Interrupted> {
+        let protocol = Interrupted::Protocol;
+        Ok(match tag {
+            b'P' => self.on_parse(m).map_err(protocol)?,
+            b'B' => self.on_bind(m).map_err(protocol)?,
+            b'D' => {
+                let (kind, name) = msg::target_of(m).map_err(protocol)?;
+                if kind == b'S' {
+                    match self.statements.stmts.get(name).map(|s| &s.kind) {
+                        Some(StmtKind::Txn(_)) => Action::Answer(msg::build(|o| {
+                            msg::parameter_description(&[], o);
+                            msg::empty(b'n', o);
+                        })),
+                        _ => send(0, m, Unit::DescribeStatement),
+                    }
+                } else {
+                    match self.statements.portals.get(name) {
+                        Some(PortalAt::Conn(i)) => send(*i, m, Unit::DescribePortal),
+                        Some(PortalAt::Txn(_)) => answer(b'n'),
+                        None => send(0, m, Unit::DescribePortal),
+                    }
+                }
+            }
+            b'E' => {
+                let portal = msg::execute_portal(m).map_err(protocol)?;
+                match self.statements.portals.get(portal).cloned() {
+                    Some(PortalAt::Conn(i)) => send(i, m, Unit::Execute),
+                    Some(PortalAt::Txn(cmd)) => self.execute_txn(&cmd),
+                    None => send(self.current_conn(), m, Unit::Execute),
+                }
+            }
+            b'C' => {
+                let (kind, name) = msg::target_of(m).map_err(protocol)?;
+                if kind == b'S' {
+                    match self.statements.stmts.remove(name).map(|s| s.kind) {
+                        Some(StmtKind::Txn(_)) => answer(b'3'),
+                        _ => send(0, m, Unit::Close),
+                    }
+                } else {
+                    match self.statements.portals.remove(name) {
+                        Some(PortalAt::Conn(i)) => send(i, m, Unit::Close),
+                        Some(PortalAt::Txn(_)) => answer(b'3'),
+                        None => send(self.current_conn(), m, Unit::Close),
+                    }
+                }
+            }
+            _ => return Err(protocol(CoordError::Protocol(format!("invalid frontend message type {tag}")))),
+        })
+    }
+
+    fn on_parse(&mut self, m: &Bytes) -> Result<Action, CoordError> {
+        let p = msg::ParseMsg::read(m)?;
+        let kind = match route::decide(p.sql, &self.catalog()) {
+            Decision::Txn(cmd) => StmtKind::Txn(cmd),
+            Decision::Home => StmtKind::Home,
+            Decision::Refuse(why) => return Ok(Action::Fail(CoordError::Unsupported(why))),
+        };
+        if !p.name.is_empty() && self.statements.stmts.contains_key(p.name) {
+            // PostgreSQL says the statement exists; keep ours as it was.
+            return Ok(send(0, m, Unit::Parse));
+        }
+        self.statements.next_id += 1;
+        let stmt = Stmt { id: self.statements.next_id, sql: p.sql.to_owned(), types: p.param_types, kind };
+        let home = matches!(stmt.kind, StmtKind::Home);
+        self.statements.stmts.insert(p.name.to_owned(), stmt);
+        Ok(if home { send(0, m, Unit::Parse) } else { answer(b'1') })
+    }
+
+    fn on_bind(&mut self, m: &Bytes) -> Result<Action, CoordError> {
+        let b = msg::BindMsg::read(m)?;
+        let Some(stmt) = self.statements.stmts.get(b.statement) else {
+            return Ok(send(0, m, Unit::Bind));
+        };
+        match &stmt.kind {
+            StmtKind::Txn(cmd) => {
+                self.statements.portals.insert(b.portal.to_owned(), PortalAt::Txn(cmd.clone()));
+                Ok(answer(b'2'))
+            }
+            StmtKind::Home => {
+                if matches!(self.txn, TxnState::Deferred { failed: true, .. }) {
+                    return Ok(Action::Fail(aborted_block()));
+                }
+                let target = self.current_conn();
+                self.statements.portals.insert(b.portal.to_owned(), PortalAt::Conn(target));
+                if target == 0 {
+                    return Ok(send(0, m, Unit::Bind));
+                }
+                let stmt = stmt.clone();
+                let name = if b.statement.is_empty() { String::new() } else { format!("pgshard_{}", stmt.id) };
+                Ok(self.bind_elsewhere(target, &name, &stmt.sql, &stmt.types, b.portal, b.after_names))
+            }
+        }
+    }
+
+    /// Frames that bind `portal` on connection `conn` to statement `name` (prepared there
+    /// first if needed; the unnamed statement is parsed every time).
+    fn bind_elsewhere(&mut self, conn: usize, name: &str, sql: &str, types: &[u32], portal: &str, after: &[u8]) -> Action {
+        let c = self.conns.get(conn);
+        let mut frames = Vec::with_capacity(2);
+        if name.is_empty() || !c.prepared.contains(name) {
+            frames.push((msg::build(|o| msg::parse(name, sql, types, o)), Some((Unit::Parse, false))));
+            if !name.is_empty() {
+                c.prepared.insert(name.to_owned());
+            }
+        }
+        frames.push((msg::build(|o| msg::bind_with(portal, name, after, o)), Some((Unit::Bind, true))));
+        Action::Send { conn, frames }
+    }
+
+    /// Executes a portal of transaction control.
+    fn execute_txn(&mut self, cmd: &TxnCmd) -> Action {
+        if let TxnState::Bound(i) = self.txn {
+            let sql = match cmd {
+                TxnCmd::Begin(text) => text.as_str(),
+                TxnCmd::Commit => "COMMIT",
+                TxnCmd::Rollback => "ROLLBACK",
+            };
+            let mut out = BytesMut::new();
+            msg::parse("", sql, &[], &mut out);
+            let parse = out.split().freeze();
+            msg::bind_plain("", "", &mut out);
+            let bind = out.split().freeze();
+            msg::execute("", &mut out);
+            let exec = out.freeze();
+            return Action::Send {
+                conn: i,
+                frames: vec![
+                    (parse, Some((Unit::Parse, false))),
+                    (bind, Some((Unit::Bind, false))),
+                    (exec, Some((Unit::Execute, true))),
+                ],
+            };
+        }
+        let mut out = BytesMut::new();
+        match (cmd, &self.txn) {
+            (TxnCmd::Begin(text), TxnState::Idle) => {
+                self.txn = TxnState::Deferred { begin: text.clone(), failed: false };
+            }
+            (TxnCmd::Begin(_), TxnState::Deferred { failed: true, .. }) => return Action::Fail(aborted_block()),
+            (TxnCmd::Begin(_), _) => msg::warning("25001", "there is already a transaction in progress", &mut out),
+            (_, TxnState::Idle) => msg::warning("25P01", "there is no transaction in progress", &mut out),
+            (_, _) => {}
+        }
+        let failed = matches!(self.txn, TxnState::Deferred { failed: true, .. });
+        msg::command_complete(tag_of(cmd, failed), &mut out);
+        if !matches!(cmd, TxnCmd::Begin(_)) {
+            self.txn = TxnState::Idle;
+        }
+        Action::Answer(out.freeze())
+    }
+}

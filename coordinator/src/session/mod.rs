@@ -1,0 +1,367 @@
+//! A client session: after authentication it takes a connection to the default data node
+//! (home), replays that node's startup ParameterStatus to the client, and then serves requests
+//! one at a time until either side ends.
+//!
+//! A request is a simple Query, a FunctionCall, or the extended-protocol messages up to a Sync
+//! or Flush. Each statement is placed (see `route`): most go to home as written; transaction
+//! control is handled here (`txn`). The messages of a request that go to one connection are sent
+//! in one write and that node's answers relayed back undecoded (`relay`), with exact bookkeeping
+//! of what it still owes, so a pgbench query costs one read and one write on each side. While
+//! no request runs, home is still watched, so a NOTIFY or a FATAL reaches an idle client at once.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use pgshard_catalog::CatalogSnapshot;
+use pgshard_txn::TxnStatus;
+use pgwire::messages::PgWireBackendMessage;
+use pgwire::messages::startup::{BackendKeyData, SecretKey};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+use crate::backend::{Pooled, StartupFailure};
+use crate::cancel::CancelTarget;
+use crate::error::{CoordError, Severity};
+use crate::frontend::{self, ClientStartup, Opening};
+use crate::server::Shared;
+use crate::wire::encode;
+
+mod client;
+mod conns;
+mod extended;
+mod msg;
+mod relay;
+mod route;
+mod simple;
+mod txn;
+
+use client::{ClientIo, READ_CHUNK};
+use conns::{Conns, NodeConn, Opener};
+use extended::Statements;
+use relay::{Interrupted, Owed, Unit};
+use txn::TxnState;
+
+/// Serves one client connection from its first byte to its end.
+pub async fn serve(mut stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, shutdown: watch::Receiver<bool>) {
+    let _ = stream.set_nodelay(true);
+    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    let startup = match frontend::open(&mut stream, &mut buf, &shared.auth, &shared.cancels).await {
+        Ok(Opening::Session(s)) => s,
+        Ok(Opening::Cancelled) => return,
+        Err(e) => {
+            tracing::info!(%peer, error = %e, "connection refused at startup");
+            return;
+        }
+    };
+    let user = startup.user.clone();
+    let opener = Opener { params: startup.params.clone(), password: startup.password.clone() };
+    let pooled = match attach(&mut stream, &shared, startup).await {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::info!(%peer, %user, error = %e, "session could not start");
+            return;
+        }
+    };
+    let target = CancelTarget {
+        addr: pooled.key().addr().to_owned(),
+        pid: pooled.conn.backend_pid,
+        secret: pooled.conn.backend_secret,
+    };
+    let (pid, secret) = shared.cancels.register(target);
+    tracing::debug!(%peer, %user, pid, "session started");
+    let home_node = match shared.catalog().default_node() {
+        Ok(n) => n.id,
+        Err(e) => {
+            tracing::warn!(error = %e, "catalog lost its default node");
+            shared.cancels.unregister(pid, secret);
+            return;
+        }
+    };
+    let mut session = Session {
+        client: ClientIo::new(stream, buf),
+        conns: Conns::new(NodeConn::new(home_node, pooled)),
+        shared: shared.clone(),
+        opener,
+        txn: TxnState::Idle,
+        statements: Statements::default(),
+        custom_variable: false,
+        busy: false,
+    };
+    let reason = session.run(pid, secret, shutdown).await;
+    shared.cancels.unregister(pid, secret);
+    tracing::debug!(%peer, %user, pid, reason = ?reason, "session ended");
+    session.finish(reason).await;
+}
+
+/// Plans where the session runs, checks out a node connection and finishes the client's
+/// startup with that node's ParameterStatus values. On failure the client has been told.
+async fn attach(stream: &mut TcpStream, shared: &Shared, startup: ClientStartup) -> Result<Pooled, CoordError> {
+    let node = shared.default_node();
+    let checkout = match node {
+        Ok(node) => shared.pools.checkout(&node, startup.params, startup.password.as_deref()).await,
+        Err(e) => Err(StartupFailure::Failed(e)),
+    };
+    match checkout {
+        Ok(pooled) => Ok(pooled),
+        Err(StartupFailure::Refused(raw)) => {
+            // The node's own FATAL (unknown database, role, ...), as PostgreSQL sent it.
+            stream.write_all(&raw).await?;
+            Err(CoordError::Protocol(String::from_utf8_lossy(&raw[5..]).replace('\0', " ")))
+        }
+        Err(StartupFailure::Failed(e)) => {
+            let mut out = BytesMut::new();
+            e.encode(Severity::Fatal, &mut out);
+            stream.write_all(&out).await?;
+            Err(e)
+        }
+    }
+}
+
+/// Why a session ended.
+#[derive(Debug)]
+enum EndReason {
+    /// The client sent Terminate.
+    Terminated,
+    /// The client closed its socket or it failed.
+    ClientGone,
+    /// The client sent something that is not a protocol message.
+    ClientProtocol(CoordError),
+    /// A data node closed the connection or it failed; `told` when its last message, already
+    /// forwarded, was an ErrorResponse saying why (a FATAL such as 57P01).
+    NodeGone { why: String, told: bool },
+    /// The coordinator is shutting down and the session was idle.
+    Shutdown,
+}
+
+impl From<Interrupted> for EndReason {
+    fn from(i: Interrupted) -> Self {
+        match i {
+            Interrupted::ClientGone => EndReason::ClientGone,
+            Interrupted::NodeGone { why, told } => EndReason::NodeGone { why, told },
+            Interrupted::Protocol(e) => EndReason::ClientProtocol(e),
+        }
+    }
+}
+
+impl EndReason {
+    /// The FATAL error to send the client, if any.
+    fn client_error(&self) -> Option<CoordError> {
+        match self {
+            EndReason::Terminated | EndReason::ClientGone | EndReason::NodeGone { told: true, .. } => None,
+            EndReason::ClientProtocol(e) => Some(CoordError::Protocol(e.to_string())),
+            EndReason::NodeGone { why, told: false } => Some(CoordError::NodeLost(why.clone())),
+            EndReason::Shutdown => Some(CoordError::ShuttingDown),
+        }
+    }
+}
+
+/// How a client request ended (extended-protocol batches end at Sync or Flush).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BatchEnd {
+    Sync,
+    Flush,
+}
+
+/// One client session.
+pub(crate) struct Session {
+    client: ClientIo,
+    conns: Conns,
+    shared: Arc<Shared>,
+    opener: Opener,
+    txn: TxnState,
+    statements: Statements,
+    /// The session may have defined a custom variable, which outlives DISCARD ALL.
+    custom_variable: bool,
+    /// A request is in flight: connections are not at a clean boundary.
+    busy: bool,
+}
+
+impl Session {
+    async fn run(&mut self, pid: i32, secret: i32, mut shutdown: watch::Receiver<bool>) -> EndReason {
+        let mut hello = BytesMut::new();
+        for p in &self.conns.get(0).pooled.conn.startup_params {
+            hello.extend_from_slice(p);
+        }
+        encode(PgWireBackendMessage::BackendKeyData(BackendKeyData::new(pid, SecretKey::I32(secret))), &mut hello);
+        msg::ready(b'I', &mut hello);
+        if self.client.push(&hello).await.is_err() || self.client.flush().await.is_err() {
+            return EndReason::ClientGone;
+        }
+        let mut stopping = *shutdown.borrow();
+        let mut batch: Vec<(u8, Bytes)> = Vec::new();
+        loop {
+            let next = match self.client.next_buffered() {
+                Ok(m) => m,
+                Err(e) => return EndReason::ClientProtocol(e),
+            };
+            let Some((tag, m)) = next else {
+                if !batch.is_empty() {
+                    match self.client.fill().await {
+                        Ok(true) => continue,
+                        _ => return EndReason::ClientGone,
+                    }
+                }
+                if let Err(i) = self.client.flush().await.map_err(|_| Interrupted::ClientGone) {
+                    return i.into();
+                }
+                if stopping && self.status() == TxnStatus::Idle {
+                    return EndReason::Shutdown;
+                }
+                match self.wait_idle(&mut shutdown, &mut stopping).await {
+                    Ok(()) => continue,
+                    Err(reason) => return reason,
+                }
+            };
+            if tag == b'X' {
+                return EndReason::Terminated;
+            }
+            self.busy = true;
+            let done = match tag {
+                b'P' | b'B' | b'D' | b'E' | b'C' => {
+                    if tag == b'P' && crate::guc::may_define_custom_variable(&m[5..]) {
+                        self.custom_variable = true;
+                    }
+                    batch.push((tag, m));
+                    Ok(())
+                }
+                b'S' => self.run_batch(std::mem::take(&mut batch), BatchEnd::Sync).await,
+                b'H' => self.run_batch(std::mem::take(&mut batch), BatchEnd::Flush).await,
+                // Leftovers of a COPY the node already ended: PostgreSQL ignores them too.
+                b'd' | b'c' | b'f' => Ok(()),
+                _ => {
+                    let pending = std::mem::take(&mut batch);
+                    let r = if pending.is_empty() { Ok(()) } else { self.run_batch(pending, BatchEnd::Flush).await };
+                    match r {
+                        Ok(()) => self.run_single(tag, m).await,
+                        Err(i) => Err(i),
+                    }
+                }
+            };
+            if let Err(i) = done {
+                return i.into();
+            }
+            if batch.is_empty() {
+                self.busy = false;
+            }
+        }
+    }
+
+    /// Waits for the client while forwarding what home says unasked (NOTIFY, a FATAL).
+    async fn wait_idle(&mut self, shutdown: &mut watch::Receiver<bool>, stopping: &mut bool) -> Result<(), EndReason> {
+        let home = self.conns.get(0);
+        tokio::select! {
+            r = self.client.fill() => match r {
+                Ok(true) => Ok(()),
+                _ => Err(EndReason::ClientGone),
+            },
+            r = home.fill() => match r {
+                Ok(true) => {
+                    let mut last = 0;
+                    while let Some((tag, m)) = home.buffered().map_err(|e| EndReason::NodeGone { why: e.to_string(), told: false })? {
+                        last = tag;
+                        self.client.push(&m).await.map_err(|_| EndReason::ClientGone)?;
+                    }
+                    self.client.flush().await.map_err(|_| EndReason::ClientGone)?;
+                    if last == b'E' {
+                        // An error from an idle backend is its FATAL: the connection ends.
+                        return Err(EndReason::NodeGone { why: "the data node ended the session".into(), told: true });
+                    }
+                    Ok(())
+                }
+                Ok(false) => Err(EndReason::NodeGone { why: "the data node closed the connection".into(), told: false }),
+                Err(e) => Err(EndReason::NodeGone { why: e.to_string(), told: false }),
+            },
+            r = shutdown.changed(), if !*stopping => {
+                *stopping = r.is_err() || *shutdown.borrow();
+                Ok(())
+            }
+        }
+    }
+
+    /// The transaction status the client sees.
+    fn status(&mut self) -> TxnStatus {
+        match &self.txn {
+            TxnState::Idle => TxnStatus::Idle,
+            TxnState::Deferred { failed: false, .. } => TxnStatus::InBlock,
+            TxnState::Deferred { failed: true, .. } => TxnStatus::Failed,
+            TxnState::Bound(i) => self.conns.get(*i).txn_status(),
+        }
+    }
+
+    /// After a request: a block whose node went back to idle is over.
+    /// A statement that opened a block itself (`BEGIN; ...` in one query string) binds it.
+    fn settle_txn(&mut self) {
+        match self.txn {
+            TxnState::Bound(i) if self.conns.get(i).status == b'I' => self.txn = TxnState::Idle,
+            TxnState::Idle => {
+                if let Some(i) = (0..self.conns.len()).find(|&i| self.conns.get(i).status != b'I') {
+                    self.txn = TxnState::Bound(i);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The catalog now in force.
+    fn catalog(&self) -> Arc<CatalogSnapshot> {
+        self.shared.catalog()
+    }
+
+    /// Sends `frames` to connection `i` booked as `units`, then relays until settled.
+    async fn exchange(&mut self, i: usize, owed: &mut Owed) -> Result<(), Interrupted> {
+        let conn = self.conns.get(i);
+        relay::relay_all(conn, owed, &mut self.client).await
+    }
+
+    /// Queues an error and ReadyForQuery with the client's status.
+    async fn answer_error(&mut self, err: &CoordError) -> Result<(), Interrupted> {
+        msg::error(err, self.client.out());
+        if let TxnState::Deferred { failed, .. } = &mut self.txn {
+            *failed = true;
+        }
+        let status = self.status().as_byte();
+        msg::ready(status, self.client.out());
+        self.client.maybe_flush().await.map_err(|_| Interrupted::ClientGone)
+    }
+
+    /// Makes connection `i` the one a deferred block runs on: sends the client's BEGIN ahead
+    /// of what is queued next (its answer swallowed). Refuses a second node in a bound block.
+    fn bind_txn(&mut self, i: usize, owed: &mut Owed) -> Result<(), CoordError> {
+        match &self.txn {
+            TxnState::Idle => Ok(()),
+            TxnState::Bound(b) if *b == i => Ok(()),
+            TxnState::Bound(b) => {
+                let other = self.conns.get(*b).node;
+                let node = self.conns.get(i).node;
+                Err(CoordError::Unsupported(format!(
+                    "this transaction block already runs on data node {other}; a statement that needs data node {node} \
+                     in the same block needs distributed transactions, which pgshard does not support yet"
+                )))
+            }
+            TxnState::Deferred { begin, .. } => {
+                let begin = begin.clone();
+                let conn = self.conns.get(i);
+                msg::query(&begin, &mut conn.out);
+                owed.push(Unit::Query, false);
+                self.txn = TxnState::Bound(i);
+                Ok(())
+            }
+        }
+    }
+
+    /// Gives the connections back to the pool and tells the client why the session ended.
+    async fn finish(mut self, reason: EndReason) {
+        if let Some(err) = reason.client_error() {
+            err.encode(Severity::Fatal, self.client.out());
+        }
+        let _ = self.client.flush().await;
+        let resting = matches!(reason, EndReason::Terminated | EndReason::ClientGone | EndReason::Shutdown) && !self.busy;
+        for conn in self.conns.into_vec() {
+            let clean = resting && !conn.torn && !self.custom_variable;
+            let in_txn = conn.status != b'I';
+            self.shared.pools.checkin(conn.pooled, clean, in_txn);
+        }
+    }
+}

@@ -1,0 +1,125 @@
+//! Simple-protocol requests: a Query (placed, then sent as written to home or to the
+//! connection its transaction block runs on, or answered here for transaction control) and a
+//! FunctionCall (home).
+
+use bytes::Bytes;
+use tokio_postgres::error::SqlState;
+
+use super::relay::{Interrupted, Owed, Unit};
+use super::route::{self, Decision};
+use super::txn::{TxnCmd, TxnState, tag_of};
+use super::{Session, msg};
+use crate::error::CoordError;
+
+/// 25P02, as PostgreSQL words it.
+pub fn aborted_block() -> CoordError {
+    CoordError::sql(
+        SqlState::IN_FAILED_SQL_TRANSACTION,
+        "current transaction is aborted, commands ignored until end of transaction block",
+    )
+}
+
+impl Session {
+    /// Serves a request that is one message: Query, FunctionCall, or something unknown.
+    pub(super) async fn run_single(&mut self, tag: u8, m: Bytes) -> Result<(), Interrupted> {
+        match tag {
+            b'Q' => self.run_query(m).await,
+            b'F' => {
+                let i = self.current_conn();
+                let mut owed = Owed::default();
+                self.bind_txn(i, &mut owed).map_err(Interrupted::Protocol)?;
+                self.conns.get(i).out.extend_from_slice(&m);
+                owed.push(Unit::FunctionCall, true);
+                self.exchange(i, &mut owed).await?;
+                self.settle_txn();
+                Ok(())
+            }
+            _ => Err(Interrupted::Protocol(CoordError::Protocol(format!("invalid frontend message type {tag}")))),
+        }
+    }
+
+    /// The connection a statement that may run anywhere goes to: the bound one in a block.
+    pub(super) fn current_conn(&self) -> usize {
+        match self.txn {
+            TxnState::Bound(i) => i,
+            _ => 0,
+        }
+    }
+
+    async fn run_query(&mut self, m: Bytes) -> Result<(), Interrupted> {
+        let sql = msg::query_text(&m).map_err(Interrupted::Protocol)?;
+        if crate::guc::may_define_custom_variable(sql.as_bytes()) {
+            self.custom_variable = true;
+        }
+        match route::decide(sql, &self.catalog()) {
+            Decision::Txn(cmd) => self.run_txn_query(cmd, m).await,
+            Decision::Refuse(why) => self.refuse(CoordError::Unsupported(why)).await,
+            Decision::Home => {
+                if matches!(self.txn, TxnState::Deferred { failed: true, .. }) {
+                    return self.answer_error(&aborted_block()).await;
+                }
+                let i = self.current_conn();
+                self.send_query(i, &m).await
+            }
+        }
+    }
+
+    /// Sends a Query to connection `i` (binding a deferred block to it) and relays the answer.
+    async fn send_query(&mut self, i: usize, m: &[u8]) -> Result<(), Interrupted> {
+        let mut owed = Owed::default();
+        if let Err(e) = self.bind_txn(i, &mut owed) {
+            return self.refuse(e).await;
+        }
+        self.conns.get(i).out.extend_from_slice(m);
+        owed.push(Unit::Query, true);
+        self.exchange(i, &mut owed).await?;
+        self.settle_txn();
+        Ok(())
+    }
+
+    /// Answers a statement the coordinator refuses: in a bound block, the node's transaction is
+    /// failed first, so the block behaves as after any error.
+    pub(super) async fn refuse(&mut self, err: CoordError) -> Result<(), Interrupted> {
+        if let TxnState::Bound(i) = self.txn {
+            let mut owed = Owed::default();
+            poison(self.conns.get(i), &mut owed);
+            msg::sync(&mut self.conns.get(i).out);
+            owed.push(Unit::Sync, false);
+            self.exchange(i, &mut owed).await?;
+        }
+        self.answer_error(&err).await
+    }
+
+    async fn run_txn_query(&mut self, cmd: TxnCmd, m: Bytes) -> Result<(), Interrupted> {
+        if let TxnState::Bound(i) = self.txn {
+            return self.send_query(i, &m).await;
+        }
+        let out = self.client.out();
+        match (&cmd, &self.txn) {
+            (TxnCmd::Begin(text), TxnState::Idle) => {
+                self.txn = TxnState::Deferred { begin: text.clone(), failed: false };
+            }
+            (TxnCmd::Begin(_), TxnState::Deferred { failed: true, .. }) => {
+                return self.answer_error(&aborted_block()).await;
+            }
+            (TxnCmd::Begin(_), _) => msg::warning("25001", "there is already a transaction in progress", out),
+            (_, TxnState::Idle) => msg::warning("25P01", "there is no transaction in progress", out),
+            (_, _) => {}
+        }
+        let failed = matches!(self.txn, TxnState::Deferred { failed: true, .. });
+        msg::command_complete(tag_of(&cmd, failed), self.client.out());
+        if !matches!(cmd, TxnCmd::Begin(_)) {
+            self.txn = TxnState::Idle;
+        }
+        let status = self.status().as_byte();
+        msg::ready(status, self.client.out());
+        Ok(())
+    }
+}
+
+/// Queues a message that fails on the node (a Bind of a statement that cannot exist), so its
+/// transaction aborts as after any error; the answer is swallowed.
+pub fn poison(conn: &mut super::conns::NodeConn, owed: &mut Owed) {
+    msg::bind_plain("", "pgshard_no_such_statement", &mut conn.out);
+    owed.push(Unit::Bind, false);
+}
