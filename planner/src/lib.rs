@@ -1,12 +1,40 @@
-//! The pgshard planner: a pure function from a statement and a catalog snapshot to a
-//! [`DistributedPlan`] saying where the statement runs and how results combine. No I/O, no
+//! The pgshard planner: pure functions from statement text and the catalog (seen through
+//! [`Relations`]) to a plan saying where the statement runs and how results combine. No I/O, no
 //! state, nothing async.
 //!
-//! Until distributed tables exist every table is an ordinary table on the default data node,
-//! so every statement is planned as a pass-through to that node, sent exactly as the client
-//! wrote it.
+//! [`plan_sql`] is the entry point: it returns a [`Plan`] (default node, every node, shards of a
+//! colocation group with a merge step, DDL, a pgshard function call, or a refusal). The
+//! pushdown rules are described in the crate's README. The older [`plan`] /
+//! [`DistributedPlan::PassThrough`] pair remains for the coordinator's default-node lookup.
 
+mod aggregate;
+mod clauses;
+mod colocate;
+mod ddl;
+mod function;
+mod funcs;
+mod insert;
+mod merge;
+mod names;
+mod plan;
+mod refs;
 pub mod route;
+mod shard;
+mod sort;
+mod template;
+#[cfg(test)]
+mod testing;
+mod text;
+
+pub use aggregate::FinalQuery;
+pub use ddl::DdlPlan;
+pub use function::{ArgValue, FunctionCall};
+pub use insert::{InsertSplit, RowSpan};
+pub use merge::{Limit, MergeStep, MultiShard, SortKey};
+pub use plan::{Plan, plan_sql};
+pub use route::{DistKey, RelationKind, Relations};
+pub use shard::{ShardPlan, StmtKind, Targets};
+pub use template::ShardTemplate;
 
 use std::fmt;
 

@@ -41,6 +41,13 @@ pub enum RelationKind {
 pub trait Relations {
     /// Looks a relation up by its name as written (maybe schema-qualified).
     fn kind_of(&self, schema: Option<&str>, name: &str) -> Option<RelationKind>;
+
+    /// The relation's column names in table order, when the catalog knows them. The planner
+    /// uses them to find the distribution value of an INSERT without a column list and to
+    /// resolve unqualified column names in joins; `None` (the default) means unknown.
+    fn columns_of(&self, _schema: Option<&str>, _name: &str) -> Option<Vec<String>> {
+        None
+    }
 }
 
 /// A value that pins the distribution column.
@@ -138,14 +145,15 @@ impl Visitor for RelationCollector {
 }
 
 /// PostgreSQL's identifier folding: unquoted names are lower-cased.
-fn fold(ident: &Ident) -> String {
+pub(crate) fn fold(ident: &Ident) -> String {
     match ident.quote_style {
         Some(_) => ident.value.clone(),
         None => ident.value.to_lowercase(),
     }
 }
 
-fn split_name(name: &ObjectName) -> Option<(Option<String>, String)> {
+/// Splits a relation name into its folded schema (if written) and table name.
+pub(crate) fn split_name(name: &ObjectName) -> Option<(Option<String>, String)> {
     let parts: Option<Vec<String>> = name
         .0
         .iter()
@@ -358,7 +366,7 @@ fn is_column(expr: &Expr, table: &Touched, column: &str) -> bool {
 }
 
 /// A literal or parameter, through casts and a unary minus on numbers.
-fn key_of(expr: &Expr) -> Option<DistKey> {
+pub(crate) fn key_of(expr: &Expr) -> Option<DistKey> {
     match expr {
         Expr::Nested(inner) => key_of(inner),
         Expr::Cast { expr, .. } => key_of(expr),

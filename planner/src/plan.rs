@@ -1,0 +1,352 @@
+//! The planner's entry point: statement text in, [`Plan`] out. Parses with sqlparser's
+//! PostgreSQL dialect (tokenizing once, keeping byte offsets for splicing) and sends each
+//! statement family to its planner: queries and DML to the shard planner, utility statements
+//! naming managed tables to the DDL planner, pgshard's functions to the coordinator. Text that
+//! does not parse is classified by its tokens: naming a managed table, it is refused; otherwise it
+//! goes to the default node, where PostgreSQL answers for it.
+
+use std::fmt;
+use std::ops::ControlFlow;
+
+use sqlparser::ast::{CopySource, Expr, FromTable, Statement, TableFactor, TableObject, Visit, Visitor};
+use sqlparser::dialect::PostgreSqlDialect;
+use sqlparser::parser::Parser;
+use sqlparser::tokenizer::Token;
+
+use crate::ddl::{self, DdlPlan};
+use crate::funcs::builtin_name;
+use crate::function::{FunctionCall, detect};
+use crate::refs::{RelRef, collect, resolve};
+use crate::route::{RelationKind, Relations};
+use crate::shard::{self, ShardPlan};
+use crate::text::Source;
+
+/// Where and how a statement text runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Plan {
+    /// As written, on the default node: no distributed or reference table, reads of reference
+    /// tables (with or without ordinary tables), text the planner cannot parse that names no
+    /// managed table, and statements that are not about managed tables.
+    DefaultNode,
+    /// As written, on every node: writes to reference tables, DDL on reference tables.
+    EveryNode,
+    /// SELECT, INSERT, UPDATE or DELETE over distributed tables.
+    Shards(ShardPlan),
+    /// A utility statement naming distributed tables (or dropping managed tables).
+    Ddl(DdlPlan),
+    /// A call of one of pgshard's functions, for the coordinator to run.
+    Function(FunctionCall),
+    /// Refused with SQLSTATE 0A000 and this sentence (what is not supported).
+    Unsupported(String),
+}
+
+/// Plans a statement text (one statement, or several that all run on the default node).
+pub fn plan_sql(sql: &str, rels: &impl Relations) -> Plan {
+    let (src, tokens) = match Source::tokenize(sql) {
+        Ok(t) => t,
+        Err(e) => return untokenized(sql, rels, &e.to_string()),
+    };
+    let stmts = match Parser::new(&PostgreSqlDialect {}).with_tokens_with_locations(tokens).parse_statements() {
+        Ok(s) => s,
+        Err(e) => return unparsed(&src, rels, &e.to_string()),
+    };
+    match stmts.as_slice() {
+        [] => Plan::DefaultNode,
+        [one] => plan_statement(one, &src, rels),
+        many => {
+            if many.iter().all(|s| plan_statement(s, &src, rels) == Plan::DefaultNode) {
+                Plan::DefaultNode
+            } else {
+                Plan::Unsupported(
+                    "several statements in one query string that touch distributed or reference tables".into(),
+                )
+            }
+        }
+    }
+}
+
+fn managed(rels: &impl Relations, name: &str) -> bool {
+    rels.kind_of(None, name).is_some()
+}
+
+/// The first word of the text that names a managed table.
+fn named_table(src: &Source<'_>, rels: &impl Relations) -> Option<String> {
+    (0..src.len()).find_map(|i| match src.tok(i).map(|t| &t.token) {
+        Some(Token::Word(w)) => {
+            let name = if w.quote_style.is_some() { w.value.clone() } else { w.value.to_lowercase() };
+            managed(rels, &name).then_some(name)
+        }
+        _ => None,
+    })
+}
+
+/// Text sqlparser cannot parse: refused if a word names a managed table.
+fn unparsed(src: &Source<'_>, rels: &impl Relations, err: &str) -> Plan {
+    match named_table(src, rels) {
+        Some(name) => Plan::Unsupported(format!(
+            "a statement the planner cannot parse ({err}) that names the distributed or reference table \"{name}\""
+        )),
+        None => Plan::DefaultNode,
+    }
+}
+
+/// Text sqlparser cannot even tokenize: the same test on a rough split into words.
+fn untokenized(sql: &str, rels: &impl Relations, err: &str) -> Plan {
+    let named = sql
+        .split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '$'))
+        .map(str::to_lowercase)
+        .find(|w| !w.is_empty() && managed(rels, w));
+    match named {
+        Some(name) => Plan::Unsupported(format!(
+            "a statement the planner cannot parse ({err}) that names the distributed or reference table \"{name}\""
+        )),
+        None => Plan::DefaultNode,
+    }
+}
+
+fn plan_statement(stmt: &Statement, src: &Source<'_>, rels: &impl Relations) -> Plan {
+    if let Some(call) = detect(stmt) {
+        return call.map_or_else(Plan::Unsupported, Plan::Function);
+    }
+    match stmt {
+        Statement::Query(_) | Statement::Insert(_) | Statement::Update(_) | Statement::Delete(_) => {
+            plan_dml(stmt, src, rels)
+        }
+        Statement::AlterTable(_)
+        | Statement::CreateIndex(_)
+        | Statement::Drop { .. }
+        | Statement::Truncate(_)
+        | Statement::Lock(_)
+        | Statement::Comment { .. }
+        | Statement::Analyze(_)
+        | Statement::Vacuum(_)
+        | Statement::CreateTable(_)
+        | Statement::CreateView(_) => ddl::plan(stmt, src, rels),
+        Statement::Explain { statement, .. } | Statement::Prepare { statement, .. } => {
+            inner_on_default(statement, src, rels, "EXPLAIN or PREPARE")
+        }
+        Statement::Declare { stmts } => {
+            for d in stmts {
+                if let Some(q) = &d.for_query {
+                    let p = inner_on_default(&Statement::Query(q.clone()), src, rels, "DECLARE CURSOR");
+                    if p != Plan::DefaultNode {
+                        return p;
+                    }
+                }
+            }
+            Plan::DefaultNode
+        }
+        Statement::Copy { source, to, .. } => copy(source, *to, src, rels),
+        _ if session_statement(stmt) => Plan::DefaultNode,
+        other => match named_table(src, rels) {
+            Some(name) => Plan::Unsupported(format!(
+                "{} naming the distributed or reference table \"{name}\"",
+                first_words(other)
+            )),
+            None => Plan::DefaultNode,
+        },
+    }
+}
+
+/// Statements about the session, the transaction or objects other than tables.
+fn session_statement(stmt: &Statement) -> bool {
+    matches!(
+        stmt,
+        Statement::StartTransaction { .. }
+            | Statement::Commit { .. }
+            | Statement::Rollback { .. }
+            | Statement::Savepoint { .. }
+            | Statement::ReleaseSavepoint { .. }
+            | Statement::Set(_)
+            | Statement::ShowVariable { .. }
+            | Statement::ShowVariables { .. }
+            | Statement::Reset(_)
+            | Statement::Discard { .. }
+            | Statement::Deallocate { .. }
+            | Statement::Execute { .. }
+            | Statement::LISTEN { .. }
+            | Statement::UNLISTEN { .. }
+            | Statement::NOTIFY { .. }
+            | Statement::CreateFunction(_)
+            | Statement::CreateSchema { .. }
+            | Statement::CreateDatabase { .. }
+            | Statement::CreateRole(_)
+            | Statement::CreateExtension(_)
+            | Statement::CreateSequence { .. }
+            | Statement::CreateType { .. }
+            | Statement::Call(_)
+    )
+}
+
+fn first_words(stmt: &Statement) -> String {
+    stmt.to_string().split_whitespace().take(2).collect::<Vec<_>>().join(" ")
+}
+
+/// EXPLAIN, PREPARE, DECLARE of a statement: fine on the default node only when the statement
+/// itself is.
+fn inner_on_default(inner: &Statement, src: &Source<'_>, rels: &impl Relations, what: &str) -> Plan {
+    match plan_statement(inner, src, rels) {
+        Plan::DefaultNode => Plan::DefaultNode,
+        Plan::Unsupported(why) => Plan::Unsupported(why),
+        _ => Plan::Unsupported(format!("{what} of a statement over distributed or reference tables")),
+    }
+}
+
+fn copy(source: &CopySource, to: bool, src: &Source<'_>, rels: &impl Relations) -> Plan {
+    match source {
+        CopySource::Table { table_name, .. } => match resolve(table_name, src, rels).map(|r| r.kind) {
+            Ok(Some(RelationKind::Distributed { .. })) => Plan::Unsupported("COPY of a distributed table".into()),
+            Ok(Some(RelationKind::Reference)) if !to => Plan::EveryNode,
+            Ok(_) => Plan::DefaultNode,
+            Err(e) => Plan::Unsupported(e),
+        },
+        CopySource::Query(q) => inner_on_default(&Statement::Query(q.clone()), src, rels, "COPY (query)"),
+    }
+}
+
+/// SELECT, INSERT, UPDATE, DELETE.
+fn plan_dml(stmt: &Statement, src: &Source<'_>, rels: &impl Relations) -> Plan {
+    let refs = match collect(stmt, src, rels) {
+        Ok(r) => r,
+        Err(e) => return Plan::Unsupported(e),
+    };
+    let writes = match write_targets(stmt, src, rels) {
+        Ok(w) => w,
+        Err(e) => return Plan::Unsupported(e),
+    };
+    let writes_reference = writes.iter().any(|w| w.kind == Some(RelationKind::Reference));
+    let distributed: Vec<&RelRef> = refs.tables.iter().filter(|r| r.is_distributed()).collect();
+    let Some(first) = distributed.first() else {
+        if !writes_reference {
+            return Plan::DefaultNode;
+        }
+        if let Some(local) = refs.tables.iter().find(|r| r.kind.is_none()) {
+            return Plan::Unsupported(format!(
+                "a write to a reference table that reads \"{}\", which exists only on the default node",
+                local.name
+            ));
+        }
+        if let Some(f) = volatile_call(stmt) {
+            return Plan::Unsupported(format!(
+                "a write to a reference table that calls {f}(), whose value would differ between nodes"
+            ));
+        }
+        return Plan::EveryNode;
+    };
+    if writes_reference {
+        return Plan::Unsupported("a statement that writes a reference table and reads a distributed table".into());
+    }
+    if writes.len() > 1 || (matches!(stmt, Statement::Query(_)) && !writes.is_empty()) {
+        return Plan::Unsupported("a data-modifying WITH query in a statement over distributed tables".into());
+    }
+    if let Some(local) = refs.tables.iter().find(|r| r.kind.is_none()) {
+        return Plan::Unsupported(format!(
+            "a statement mixing the distributed table \"{}\" with \"{}\", which is not distributed",
+            first.name, local.name
+        ));
+    }
+    let group = |r: &RelRef| match r.kind {
+        Some(RelationKind::Distributed { group, .. }) => group,
+        _ => 0,
+    };
+    if let Some(other) = distributed.iter().find(|r| group(r) != group(first)) {
+        return Plan::Unsupported(format!(
+            "a statement over distributed tables of different colocation groups (\"{}\" and \"{}\")",
+            first.name, other.name
+        ));
+    }
+    match shard::plan(stmt, group(first), src, &refs, rels) {
+        Ok(p) => Plan::Shards(p),
+        Err(e) => Plan::Unsupported(e),
+    }
+}
+
+/// The tables a statement writes, including data-modifying statements in WITH.
+fn write_targets(stmt: &Statement, src: &Source<'_>, rels: &impl Relations) -> Result<Vec<RelRef>, String> {
+    struct Targets(Vec<sqlparser::ast::ObjectName>);
+    impl Visitor for Targets {
+        type Break = ();
+        fn pre_visit_statement(&mut self, s: &Statement) -> ControlFlow<()> {
+            match s {
+                Statement::Insert(i) => {
+                    if let TableObject::TableName(n) = &i.table {
+                        self.0.push(n.clone());
+                    }
+                }
+                Statement::Update(u) => {
+                    if let TableFactor::Table { name, .. } = &u.table.relation {
+                        self.0.push(name.clone());
+                    }
+                }
+                Statement::Delete(d) => {
+                    let (FromTable::WithFromKeyword(f) | FromTable::WithoutKeyword(f)) = &d.from;
+                    if let Some(TableFactor::Table { name, .. }) = f.first().map(|t| &t.relation) {
+                        self.0.push(name.clone());
+                    }
+                }
+                _ => {}
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut t = Targets(Vec::new());
+    let _ = stmt.visit(&mut t);
+    t.0.iter().map(|n| resolve(n, src, rels)).collect()
+}
+
+/// A function whose value differs from node to node, if the statement calls one.
+fn volatile_call(stmt: &Statement) -> Option<String> {
+    const VOLATILE: &[&str] = &[
+        "random",
+        "nextval",
+        "setval",
+        "now",
+        "clock_timestamp",
+        "statement_timestamp",
+        "transaction_timestamp",
+        "timeofday",
+        "current_timestamp",
+        "current_time",
+        "current_date",
+        "localtime",
+        "localtimestamp",
+        "gen_random_uuid",
+        "uuid_generate_v1",
+        "uuid_generate_v4",
+        "txid_current",
+        "pg_current_xact_id",
+    ];
+    struct Finder(Option<String>);
+    impl Visitor for Finder {
+        type Break = ();
+        fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<()> {
+            if let Expr::Function(f) = e
+                && let Some(n) = builtin_name(f).filter(|n| VOLATILE.contains(&n.as_str()))
+            {
+                self.0 = Some(n);
+                return ControlFlow::Break(());
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut f = Finder(None);
+    let _ = stmt.visit(&mut f);
+    f.0
+}
+
+impl fmt::Display for Plan {
+    /// EXPLAIN text of the plan.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Plan::DefaultNode => write!(f, "default node"),
+            Plan::EveryNode => write!(f, "every node"),
+            Plan::Shards(p) => write!(f, "{p}"),
+            Plan::Ddl(d) => write!(f, "{d}"),
+            Plan::Function(c) => write!(f, "function {c}"),
+            Plan::Unsupported(why) => write!(f, "unsupported: {why}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

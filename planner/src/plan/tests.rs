@@ -1,0 +1,227 @@
+//! Plans of whole statement texts: routing, pgshard functions, unparseable text, DDL.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+
+use super::*;
+use crate::function::ArgValue;
+use crate::testing::Catalog;
+
+fn planned(sql: &str) -> String {
+    plan_sql(sql, &Catalog).to_string()
+}
+
+#[track_caller]
+fn refused(sql: &str, why: &str) {
+    let got = planned(sql);
+    assert!(got.starts_with("unsupported: ") && got.contains(why), "{sql}\n  got: {got}\n  want: {why}");
+}
+
+#[test]
+fn statements_without_managed_tables_go_to_the_default_node() {
+    for sql in [
+        "SELECT 1",
+        "",
+        "-- nothing",
+        "SET search_path = public",
+        "BEGIN",
+        "SHOW server_version",
+        "SELECT * FROM accounts WHERE id = 1",
+        "SELECT * FROM generate_series(1, 3)",
+        "SELECT * FROM pg_catalog.pg_class",
+        "SELECT * FROM other.orders",
+        "CREATE TABLE t (a int REFERENCES item (i_id))",
+        "CREATE FUNCTION f() RETURNS int AS $$ SELECT count(*) FROM orders $$ LANGUAGE sql",
+        "WITH orders AS (SELECT 1 AS o_w_id) SELECT * FROM orders",
+        "SELECT 1; SELECT 2",
+        "DROP TABLE accounts",
+        "PREPARE p AS SELECT * FROM item",
+        "LISTEN orders",
+    ] {
+        assert_eq!(planned(sql), "default node", "{sql}");
+    }
+}
+
+#[test]
+fn reference_tables_are_read_on_the_default_node_and_written_everywhere() {
+    assert_eq!(planned("SELECT i_price FROM item JOIN accounts ON true"), "default node");
+    assert_eq!(planned("UPDATE item SET i_price = 1 WHERE i_id = 7"), "every node");
+    assert_eq!(planned("INSERT INTO item (i_id) VALUES (1) RETURNING *"), "every node");
+    assert_eq!(planned("DELETE FROM public.item WHERE i_id IN (SELECT i_id FROM warehouse)"), "every node");
+    assert_eq!(planned("TRUNCATE item, warehouse"), "every node");
+    assert_eq!(planned("ALTER TABLE item ADD COLUMN x int"), "every node");
+    assert_eq!(planned("CREATE INDEX ON item (i_name)"), "every node");
+    assert_eq!(planned("COPY item FROM STDIN"), "every node");
+    assert_eq!(planned("COPY item TO STDOUT"), "default node");
+    refused("INSERT INTO item SELECT * FROM accounts", "reads \"accounts\", which exists only on the default node");
+    refused("INSERT INTO item (i_id, i_name) VALUES (1, random()::text)", "calls random()");
+    refused(
+        "UPDATE item SET i_price = (SELECT max(o_id) FROM orders)",
+        "writes a reference table and reads a distributed table",
+    );
+}
+
+#[test]
+fn several_statements_touching_managed_tables_are_refused() {
+    refused("SELECT 1; SELECT * FROM orders", "several statements in one query string");
+    refused("UPDATE item SET i_price = 1; SELECT 1", "several statements in one query string");
+    assert_eq!(planned("SELECT * FROM item; SELECT 1"), "default node");
+}
+
+#[test]
+fn text_the_parser_rejects_is_classified_by_its_words() {
+    assert_eq!(planned("SELECT * FROM accounts WHERE GARBAGE GARBAGE"), "default node");
+    assert_eq!(planned("CLUSTER accounts"), "default node");
+    refused("SELECT * FROM orders WHERE o_w_id = 1 GARBAGE GARBAGE", "cannot parse (sql parser error: ");
+    refused("REINDEX TABLE \"Orders\"", "names the distributed or reference table \"Orders\"");
+    refused("CLUSTER item", "names the distributed or reference table \"item\"");
+    refused("CREATE TRIGGER t AFTER INSERT ON orders FOR EACH ROW EXECUTE FUNCTION f()", "CREATE TRIGGER naming");
+}
+
+#[test]
+fn pgshard_functions_are_recognized_alone_with_constant_arguments() {
+    let Plan::Function(call) = plan_sql(
+        "SELECT pgshard.create_distributed_table('orders'::regclass, 'o_w_id', shard_count => 4, colocate_with := 'none')",
+        &Catalog,
+    ) else {
+        panic!("not a function call")
+    };
+    assert_eq!(call.name, "create_distributed_table");
+    assert_eq!(
+        call.args,
+        [
+            (None, ArgValue::Text("orders".into())),
+            (None, ArgValue::Text("o_w_id".into())),
+            (Some("shard_count".into()), ArgValue::Int(4)),
+            (Some("colocate_with".into()), ArgValue::Text("none".into())),
+        ]
+    );
+    assert_eq!(planned("SELECT create_reference_table('item')"), "function create_reference_table('item')");
+    assert_eq!(planned("select PUBLIC.Verify_Placement()"), "function verify_placement()");
+    assert_eq!(
+        planned("SELECT undistribute_table('it''s', NULL, -2)"),
+        "function undistribute_table('it''s', NULL, -2)"
+    );
+    refused("SELECT create_distributed_table(x, 'o_w_id') FROM t", "create_distributed_table() other than alone");
+    refused("SELECT 1, create_reference_table('item')", "create_reference_table() other than alone");
+    refused("INSERT INTO t VALUES (undistribute_table('orders'))", "undistribute_table() other than alone");
+    assert_eq!(planned("SELECT other.create_reference_table('item')"), "default node");
+}
+
+#[test]
+fn distributed_tables_do_not_mix_with_other_tables_or_groups() {
+    refused("SELECT * FROM orders JOIN accounts ON true", "mixing the distributed table \"orders\" with \"accounts\"");
+    refused(
+        "SELECT * FROM orders JOIN events ON o_w_id = e_tenant",
+        "different colocation groups (\"orders\" and \"events\")",
+    );
+    refused("WITH x AS (SELECT o_w_id FROM orders) SELECT * FROM x JOIN accounts ON true", "with \"accounts\"");
+    refused("WITH d AS (DELETE FROM orders WHERE o_w_id = 1 RETURNING *) SELECT * FROM d", "data-modifying WITH");
+    refused("SELECT * FROM orders a JOIN orders b ON a.o_id = b.o_id", "not on their distribution columns");
+}
+
+#[test]
+fn statements_wrapping_queries_run_on_the_default_node_only_for_default_node_queries() {
+    assert_eq!(planned("EXPLAIN SELECT * FROM item"), "default node");
+    refused("EXPLAIN SELECT * FROM orders", "EXPLAIN or PREPARE of a statement over distributed or reference tables");
+    refused("PREPARE p AS UPDATE item SET i_price = 0", "EXPLAIN or PREPARE of a statement");
+    refused("COPY orders FROM STDIN", "COPY of a distributed table");
+    refused("COPY (SELECT * FROM orders) TO STDOUT", "COPY (query) of a statement");
+    refused("CREATE VIEW v AS SELECT * FROM orders", "a view over the distributed table \"orders\"");
+    refused("CREATE TABLE t AS SELECT * FROM customer", "CREATE TABLE ... AS over the distributed table \"customer\"");
+}
+
+#[test]
+fn ddl_on_distributed_tables_runs_on_every_node_and_every_shard() {
+    assert_eq!(
+        planned("ALTER TABLE public.orders ADD COLUMN x int"),
+        "ddl on every node: ALTER TABLE public.orders ADD COLUMN x int\n  group 1: ALTER TABLE pgshard_g1_sN.orders ADD COLUMN x int"
+    );
+    assert_eq!(
+        planned("CREATE INDEX CONCURRENTLY idx ON \"Orders\" (o_c_id)"),
+        "ddl on every node: CREATE INDEX CONCURRENTLY idx ON \"Orders\" (o_c_id)\n  group 1: CREATE INDEX CONCURRENTLY idx ON pgshard_g1_sN.\"Orders\" (o_c_id)\n  concurrently\n  creates index"
+    );
+    assert_eq!(
+        planned("CREATE UNIQUE INDEX idx ON orders (o_id, o_w_id)"),
+        "ddl on every node: CREATE UNIQUE INDEX idx ON orders (o_id, o_w_id)\n  group 1: CREATE UNIQUE INDEX idx ON pgshard_g1_sN.orders (o_id, o_w_id)\n  creates index"
+    );
+    assert_eq!(
+        planned("ALTER TABLE orders ADD CONSTRAINT fk FOREIGN KEY (o_w_id, o_c_id) REFERENCES customer (c_w_id, c_id)"),
+        "ddl on every node: ALTER TABLE orders ADD CONSTRAINT fk FOREIGN KEY (o_w_id, o_c_id) REFERENCES customer (c_w_id, c_id)\n  group 1: ALTER TABLE pgshard_g1_sN.orders ADD CONSTRAINT fk FOREIGN KEY (o_w_id, o_c_id) REFERENCES pgshard_g1_sN.customer (c_w_id, c_id)"
+    );
+    assert_eq!(
+        planned("ALTER TABLE orders ADD CONSTRAINT fk FOREIGN KEY (o_id) REFERENCES item (i_id)"),
+        "ddl on every node: ALTER TABLE orders ADD CONSTRAINT fk FOREIGN KEY (o_id) REFERENCES item (i_id)\n  group 1: ALTER TABLE pgshard_g1_sN.orders ADD CONSTRAINT fk FOREIGN KEY (o_id) REFERENCES item (i_id)"
+    );
+    assert_eq!(
+        planned("LOCK TABLE orders, customer IN ACCESS EXCLUSIVE MODE"),
+        "ddl on every node: LOCK TABLE orders, customer IN ACCESS EXCLUSIVE MODE\n  group 1: LOCK TABLE pgshard_g1_sN.orders, pgshard_g1_sN.customer IN ACCESS EXCLUSIVE MODE"
+    );
+    assert_eq!(
+        planned("COMMENT ON COLUMN orders.o_id IS 'the id'"),
+        "ddl on every node: COMMENT ON COLUMN orders.o_id IS 'the id'"
+    );
+    assert_eq!(planned("ANALYZE orders"), "ddl on every node: ANALYZE orders\n  group 1: ANALYZE pgshard_g1_sN.orders");
+}
+
+#[test]
+fn table_lists_give_each_group_only_its_tables() {
+    assert_eq!(
+        planned("TRUNCATE orders, item, events, customer RESTART IDENTITY"),
+        "ddl on every node: TRUNCATE orders, item, events, customer RESTART IDENTITY\n  group 1: TRUNCATE TABLE pgshard_g1_sN.orders, pgshard_g1_sN.customer RESTART IDENTITY\n  group 2: TRUNCATE TABLE pgshard_g2_sN.events RESTART IDENTITY"
+    );
+    assert_eq!(
+        planned("DROP TABLE IF EXISTS orders, item, accounts CASCADE"),
+        "ddl on every node: DROP TABLE IF EXISTS orders, item, accounts CASCADE\n  group 1: DROP TABLE IF EXISTS pgshard_g1_sN.orders CASCADE\n  drops: orders, item"
+    );
+    assert_eq!(planned("DROP TABLE public.item"), "ddl on every node: DROP TABLE public.item\n  drops: public.item");
+    refused("TRUNCATE orders, accounts", "TRUNCATE of a distributed or reference table together with \"accounts\"");
+}
+
+#[test]
+fn ddl_that_would_break_distribution_is_refused() {
+    refused(
+        "ALTER TABLE orders ALTER COLUMN o_w_id TYPE bigint",
+        "changing the type of the distribution column \"o_w_id\"",
+    );
+    refused("ALTER TABLE orders RENAME COLUMN o_w_id TO w", "renaming the distribution column");
+    refused("ALTER TABLE orders DROP COLUMN o_w_id", "dropping the distribution column");
+    refused("ALTER TABLE orders RENAME TO x", "renaming a distributed table");
+    refused("ALTER TABLE orders ADD PRIMARY KEY (o_id)", "a primary key without the distribution column");
+    refused("ALTER TABLE orders ADD CONSTRAINT u UNIQUE (o_id)", "a unique constraint without the distribution column");
+    refused(
+        "CREATE UNIQUE INDEX idx ON orders (o_id)",
+        "a unique index on \"orders\" that does not include its distribution column",
+    );
+    refused(
+        "ALTER TABLE orders ADD CONSTRAINT fk FOREIGN KEY (o_c_id) REFERENCES customer (c_id)",
+        "does not pair their distribution columns",
+    );
+    refused(
+        "ALTER TABLE orders ADD CONSTRAINT fk FOREIGN KEY (o_w_id) REFERENCES customer",
+        "does not pair their distribution columns",
+    );
+    refused(
+        "ALTER TABLE orders ADD CONSTRAINT fk FOREIGN KEY (o_w_id) REFERENCES events (e_tenant)",
+        "different colocation groups",
+    );
+    refused(
+        "ALTER TABLE item ADD CONSTRAINT fk FOREIGN KEY (i_id) REFERENCES orders (o_id)",
+        "a foreign key from a reference table to a distributed table",
+    );
+    refused(
+        "ALTER TABLE accounts ADD CONSTRAINT fk FOREIGN KEY (a) REFERENCES orders (o_id)",
+        "from \"accounts\", which is not distributed",
+    );
+    refused(
+        "ALTER TABLE orders ADD CONSTRAINT fk FOREIGN KEY (o_id) REFERENCES accounts (a)",
+        "to \"accounts\", which is not distributed",
+    );
+    refused(
+        "ALTER TABLE orders ADD COLUMN c int REFERENCES customer (c_id)",
+        "does not pair their distribution columns",
+    );
+    refused(
+        "CREATE TABLE t (a int REFERENCES orders (o_id))",
+        "from \"t\", which is not distributed, to a distributed table",
+    );
+}
