@@ -8,6 +8,7 @@
 //! PostgreSQL processes), [`up`] (the embedded cluster).
 
 pub mod config;
+pub mod distribute;
 pub mod pg;
 pub mod server;
 pub mod up;
