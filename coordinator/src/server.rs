@@ -29,6 +29,17 @@ pub struct Shared {
     /// The metadata store; catalog changes hold this lock for their whole change.
     pub store: tokio::sync::Mutex<MetadataStore>,
     catalog: RwLock<Arc<CatalogSnapshot>>,
+    /// Column names of the managed tables, read from the default node per catalog version.
+    pub columns: RwLock<ColumnCache>,
+}
+
+/// Column names of the managed tables, by (schema, name), for one catalog version.
+#[derive(Debug, Default, Clone)]
+pub struct ColumnCache {
+    /// The catalog version the columns were read at (`-1`: never read).
+    pub version: i64,
+    /// The columns in table order.
+    pub columns: Arc<std::collections::HashMap<(String, String), Vec<String>>>,
 }
 
 impl Shared {
@@ -99,6 +110,7 @@ impl Coordinator {
             pools: Pools::new(config.pool.clone()),
             cancels: CancelRegistry::new(),
             catalog: RwLock::new(Arc::new(catalog)),
+            columns: RwLock::new(ColumnCache { version: -1, ..ColumnCache::default() }),
             store: tokio::sync::Mutex::new(store),
             config,
         });

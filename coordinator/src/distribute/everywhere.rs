@@ -23,6 +23,16 @@ use crate::error::CoordError;
 /// sent it (the first in `work` order when several fail). Takes the catalog lock: not to be
 /// called while holding `shared.store`.
 pub async fn apply_everywhere(admin: &Admin<'_>, work: Vec<(NodeId, Vec<String>)>) -> Result<(), CoordError> {
+    apply_everywhere_dropping(admin, work, &[]).await
+}
+
+/// [`apply_everywhere`] for a statement that drops managed tables: `drops` (schema, name) leave
+/// the catalog in the same metadata-store transaction, the commit point of the DDL.
+pub async fn apply_everywhere_dropping(
+    admin: &Admin<'_>,
+    work: Vec<(NodeId, Vec<String>)>,
+    drops: &[(String, String)],
+) -> Result<(), CoordError> {
     let work = resolve_nodes(admin, work)?;
     if work.is_empty() {
         return Ok(());
@@ -30,6 +40,12 @@ pub async fn apply_everywhere(admin: &Admin<'_>, work: Vec<(NodeId, Vec<String>)
     let mut store = admin.shared.store.lock().await;
     let mut ctx = store.begin().await?;
     ctx.mark_changed();
+    for (schema, name) in drops {
+        if let Err(e) = ctx.remove_table(schema, name).await {
+            let _ = ctx.rollback().await;
+            return Err(e.into());
+        }
+    }
     let xid = metadata_xid(&ctx).await?;
     let mut tp = TwoPhase::new("ddl", xid);
     if let Err(e) = run_all(admin, &mut tp, &work).await {

@@ -46,7 +46,7 @@ mod verify;
 pub use admin::{Admin, connect};
 pub use ddl_gen::{Column, ForeignKey, TableDdl, table_ddl};
 pub use distributed::{DEFAULT_SHARD_COUNT, create_distributed_table};
-pub use everywhere::{ConcurrentIndex, apply_each_without_transaction, apply_everywhere};
+pub use everywhere::{ConcurrentIndex, apply_each_without_transaction, apply_everywhere, apply_everywhere_dropping};
 pub use mirror::refresh_mirror;
 pub use recover::recover_prepared;
 pub use reference::create_reference_table;

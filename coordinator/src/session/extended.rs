@@ -15,11 +15,15 @@
 //! request commits.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
+use pgshard_catalog::CatalogSnapshot;
+use pgshard_planner::{Plan, ShardPlan};
 
 use super::relay::{Interrupted, Owed, Unit};
-use super::route::{self, Decision};
+use super::plan::{self, ParamValue};
+use super::route::Decision;
 use super::simple::{aborted_block, poison};
 use super::txn::{TxnCmd, TxnState, tag_of};
 use super::{BatchEnd, Session, msg};
@@ -41,6 +45,9 @@ enum StmtKind {
     Home,
     /// Transaction control, answered by the session.
     Txn(TxnCmd),
+    /// Over distributed tables: prepared on home under the client's name (for Describe), and
+    /// at each Bind on the shard its parameters pick, under `pgshard_<id>_<shard>`.
+    Shard(Arc<CatalogSnapshot>, Arc<ShardPlan>),
 }
 
 /// Where a portal lives.
@@ -98,7 +105,7 @@ impl Session {
             if self.statements.skipping {
                 continue;
             }
-            let action = match self.translate(tag, &m) {
+            let action = match self.translate(tag, &m).await {
                 Ok(a) => a,
                 Err(Interrupted::Protocol(e)) => Action::Fail(e),
                 Err(i) => return Err(i),
@@ -229,11 +236,11 @@ impl Session {
     }
 
     /// Decides what one client message becomes.
-    fn translate(&mut self, tag: u8, m: &Bytes) -> Result<Action, Interrupted> {
+    async fn translate(&mut self, tag: u8, m: &Bytes) -> Result<Action, Interrupted> {
         let protocol = Interrupted::Protocol;
         Ok(match tag {
-            b'P' => self.on_parse(m).map_err(protocol)?,
-            b'B' => self.on_bind(m).map_err(protocol)?,
+            b'P' => self.on_parse(m).await.map_err(protocol)?,
+            b'B' => self.on_bind(m).await.map_err(protocol)?,
             b'D' => {
                 let (kind, name) = msg::target_of(m).map_err(protocol)?;
                 if kind == b'S' {
@@ -279,12 +286,11 @@ impl Session {
         })
     }
 
-    fn on_parse(&mut self, m: &Bytes) -> Result<Action, CoordError> {
+    async fn on_parse(&mut self, m: &Bytes) -> Result<Action, CoordError> {
         let p = msg::ParseMsg::read(m)?;
-        let kind = match route::decide(p.sql, &self.catalog()) {
-            Decision::Txn(cmd) => StmtKind::Txn(cmd),
-            Decision::Home => StmtKind::Home,
-            Decision::Refuse(why) => return Ok(Action::Fail(CoordError::Unsupported(why))),
+        let kind = match self.stmt_kind(p.sql).await {
+            Ok(k) => k,
+            Err(e) => return Ok(Action::Fail(e)),
         };
         if !p.name.is_empty() && self.statements.stmts.contains_key(p.name) {
             // PostgreSQL says the statement exists; keep ours as it was.
@@ -292,17 +298,84 @@ impl Session {
         }
         self.statements.next_id += 1;
         let stmt = Stmt { id: self.statements.next_id, sql: p.sql.to_owned(), types: p.param_types, kind };
-        let home = matches!(stmt.kind, StmtKind::Home);
+        let home = matches!(stmt.kind, StmtKind::Home | StmtKind::Shard(..));
         self.statements.stmts.insert(p.name.to_owned(), stmt);
         Ok(if home { send(0, m, Unit::Parse) } else { answer(b'1') })
     }
 
-    fn on_bind(&mut self, m: &Bytes) -> Result<Action, CoordError> {
+    /// What a statement's text is under the current catalog.
+    async fn stmt_kind(&mut self, sql: &str) -> Result<StmtKind, CoordError> {
+        Ok(match self.decide(sql).await? {
+            Decision::Txn(cmd) => StmtKind::Txn(cmd),
+            Decision::Home => StmtKind::Home,
+            Decision::Refuse(why) => return Err(CoordError::Unsupported(why)),
+            Decision::Plan(catalog, plan) => match *plan {
+                Plan::Shards(sp) => StmtKind::Shard(catalog, Arc::new(sp)),
+                _ => {
+                    return Err(CoordError::Unsupported(
+                        "pgshard functions, DDL on distributed tables and writes to reference tables in the extended \
+                         query protocol (send them as a simple query)"
+                            .into(),
+                    ));
+                }
+            },
+        })
+    }
+
+    async fn on_bind(&mut self, m: &Bytes) -> Result<Action, CoordError> {
         let b = msg::BindMsg::read(m)?;
         let Some(stmt) = self.statements.stmts.get(b.statement) else {
             return Ok(send(0, m, Unit::Bind));
         };
+        // A statement prepared under an older catalog is planned again.
+        if let StmtKind::Shard(catalog, _) = &stmt.kind
+            && catalog.version() != self.catalog().version()
+        {
+            let sql = stmt.sql.clone();
+            let kind = match self.stmt_kind(&sql).await {
+                Ok(k) => k,
+                Err(e) => return Ok(Action::Fail(e)),
+            };
+            if let Some(s) = self.statements.stmts.get_mut(b.statement) {
+                s.kind = kind;
+            }
+        }
+        let Some(stmt) = self.statements.stmts.get(b.statement) else {
+            return Ok(send(0, m, Unit::Bind));
+        };
         match &stmt.kind {
+            StmtKind::Shard(catalog, sp) => {
+                if matches!(self.txn, TxnState::Deferred { failed: true, .. }) {
+                    return Ok(Action::Fail(aborted_block()));
+                }
+                let (catalog, sp, stmt) = (catalog.clone(), sp.clone(), stmt.clone());
+                let params: Vec<ParamValue<'_>> = b
+                    .values
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| ParamValue { value: *v, binary: b.is_binary(i) })
+                    .collect();
+                let routed = match plan::route(&sp, &catalog, &params) {
+                    Ok(r) => r,
+                    Err(e) => return Ok(Action::Fail(e)),
+                };
+                let [shard] = routed.shards.as_slice() else {
+                    return Ok(Action::Fail(CoordError::Unsupported(
+                        "a prepared statement whose parameters reach several shards (send it as a simple query, or \
+                         pin the distribution column to one value)"
+                            .into(),
+                    )));
+                };
+                let (schema, index, node) = (shard.schema_name(), shard.index, shard.node);
+                let conn = match self.conn_to(&catalog, node).await {
+                    Ok(i) => i,
+                    Err(e) => return Ok(Action::Fail(e)),
+                };
+                self.statements.portals.insert(b.portal.to_owned(), PortalAt::Conn(conn));
+                let name = if b.statement.is_empty() { String::new() } else { format!("pgshard_{}_{index}", stmt.id) };
+                let sql = sp.single.render(Some(&schema));
+                Ok(self.bind_elsewhere(conn, &name, &sql, &stmt.types, b.portal, b.after_names))
+            }
             StmtKind::Txn(cmd) => {
                 self.statements.portals.insert(b.portal.to_owned(), PortalAt::Txn(cmd.clone()));
                 Ok(answer(b'2'))

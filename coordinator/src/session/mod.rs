@@ -30,8 +30,12 @@ use crate::wire::encode;
 
 mod client;
 mod conns;
+mod dispatch;
 mod extended;
+mod fanout;
+mod merge;
 mod msg;
+mod plan;
 mod relay;
 mod route;
 mod simple;

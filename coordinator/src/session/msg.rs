@@ -232,6 +232,65 @@ pub fn ready(status: u8, out: &mut BytesMut) {
     frame(b'Z', out, |o| o.put_u8(status));
 }
 
+/// Appends a RowDescription of text-format columns that belong to no table.
+pub fn row_description(columns: &[(&str, u32)], out: &mut BytesMut) {
+    frame(b'T', out, |o| {
+        o.put_i16(columns.len() as i16);
+        for (name, ty) in columns {
+            put_cstr(o, name);
+            o.put_u32(0);
+            o.put_i16(0);
+            o.put_u32(*ty);
+            o.put_i16(if *ty == 20 { 8 } else { 4 });
+            o.put_i32(-1);
+            o.put_i16(0);
+        }
+    });
+}
+
+/// Appends a DataRow (`None` is NULL).
+pub fn data_row(values: &[Option<&[u8]>], out: &mut BytesMut) {
+    frame(b'D', out, |o| {
+        o.put_i16(values.len() as i16);
+        for v in values {
+            match v {
+                Some(v) => {
+                    o.put_i32(v.len() as i32);
+                    o.put_slice(v);
+                }
+                None => o.put_i32(-1),
+            }
+        }
+    });
+}
+
+/// Appends a CopyData message.
+pub fn copy_data(data: &[u8], out: &mut BytesMut) {
+    frame(b'd', out, |o| o.put_slice(data));
+}
+
+/// Appends CopyDone.
+pub fn copy_done(out: &mut BytesMut) {
+    frame(b'c', out, |_| {});
+}
+
+/// Appends CopyFail with a reason.
+pub fn copy_fail(reason: &str, out: &mut BytesMut) {
+    frame(b'f', out, |o| put_cstr(o, reason));
+}
+
+/// The text columns of a DataRow (`None` is NULL).
+pub fn data_row_texts(msg: &[u8]) -> Result<Vec<Option<String>>, CoordError> {
+    let mut f = Fields::of(msg);
+    let n = f.i16()?.max(0) as usize;
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let len = f.i32()?;
+        out.push(if len < 0 { None } else { Some(String::from_utf8_lossy(f.bytes(len as usize)?).into_owned()) });
+    }
+    Ok(out)
+}
+
 /// Appends a ParameterDescription with these type OIDs.
 pub fn parameter_description(types: &[u32], out: &mut BytesMut) {
     frame(b't', out, |o| {

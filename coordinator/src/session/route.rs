@@ -1,12 +1,13 @@
-//! The session's view of planning: what to do with a statement's text, asked once per simple
-//! Query and once per Parse. Transaction control is the session's own business; everything else
-//! is the planner's answer, made concrete with the catalog.
+//! What the session does with a statement, as decided by `Session::decide` (see `dispatch`):
+//! transaction control is the session's own business; everything else is the planner's answer
+//! under one catalog snapshot.
 
 use std::sync::Arc;
 
 use pgshard_catalog::CatalogSnapshot;
+use pgshard_planner::Plan;
 
-use super::txn::{self, TxnCmd};
+use super::txn::TxnCmd;
 
 /// What the session does with a statement.
 #[derive(Debug, Clone)]
@@ -17,15 +18,6 @@ pub enum Decision {
     Home,
     /// Refused with 0A000 and this sentence.
     Refuse(String),
-}
-
-/// Decides what to do with SQL text under a catalog snapshot.
-pub fn decide(sql: &str, catalog: &Arc<CatalogSnapshot>) -> Decision {
-    if let Some(cmd) = txn::classify(sql) {
-        return Decision::Txn(cmd);
-    }
-    if catalog.tables().next().is_none() {
-        return Decision::Home;
-    }
-    Decision::Home
+    /// Distributed work planned under this catalog.
+    Plan(Arc<CatalogSnapshot>, Box<Plan>),
 }

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use tokio_postgres::error::SqlState;
 
 use super::relay::{Interrupted, Owed, Unit};
-use super::route::{self, Decision};
+use super::route::Decision;
 use super::txn::{TxnCmd, TxnState, tag_of};
 use super::{Session, msg};
 use crate::error::CoordError;
@@ -51,9 +51,17 @@ impl Session {
         if crate::guc::may_define_custom_variable(sql.as_bytes()) {
             self.custom_variable = true;
         }
-        match route::decide(sql, &self.catalog()) {
+        let decision = match self.decide(sql).await {
+            Ok(d) => d,
+            Err(e) => return self.refuse(e).await,
+        };
+        match decision {
             Decision::Txn(cmd) => self.run_txn_query(cmd, m).await,
             Decision::Refuse(why) => self.refuse(CoordError::Unsupported(why)).await,
+            Decision::Plan(catalog, plan) => {
+                let sql = sql.to_owned();
+                self.run_plan_simple(catalog, *plan, &sql).await
+            }
             Decision::Home => {
                 if matches!(self.txn, TxnState::Deferred { failed: true, .. }) {
                     return self.answer_error(&aborted_block()).await;
@@ -65,7 +73,7 @@ impl Session {
     }
 
     /// Sends a Query to connection `i` (binding a deferred block to it) and relays the answer.
-    async fn send_query(&mut self, i: usize, m: &[u8]) -> Result<(), Interrupted> {
+    pub(super) async fn send_query(&mut self, i: usize, m: &[u8]) -> Result<(), Interrupted> {
         let mut owed = Owed::default();
         if let Err(e) = self.bind_txn(i, &mut owed) {
             return self.refuse(e).await;

@@ -1,0 +1,268 @@
+//! Running planned statements in the simple protocol: on one shard (relayed as written, like
+//! any statement), or on several nodes at once with the answers merged here. Each node gets
+//! one Query holding the statements of all its shards; the nodes work in parallel while their
+//! answers are read in turn. Rows are streamed to the client as they arrive; row counts are
+//! summed into one CommandComplete. Writes on several nodes run in one transaction per node,
+//! committed when every node succeeded and rolled back everywhere otherwise (two-phase commit
+//! comes with distributed transactions).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use pgshard_catalog::{CatalogSnapshot, NodeId, Shard};
+use pgshard_planner::{MergeStep, Plan, ShardPlan, StmtKind};
+
+use super::plan;
+use super::relay::Interrupted;
+use super::simple::aborted_block;
+use super::txn::TxnState;
+use super::{Session, msg};
+use crate::backend::NodeAddr;
+use crate::error::CoordError;
+
+/// The merged answer of several nodes.
+#[derive(Default)]
+pub(super) struct Merged {
+    /// The first error any node sent, raw.
+    pub error: Option<Bytes>,
+    /// The command tag without its count (`SELECT`, `UPDATE`, `INSERT 0`).
+    pub verb: Option<String>,
+    /// The summed row count.
+    pub count: u64,
+    /// A RowDescription was forwarded.
+    pub described: bool,
+}
+
+impl Merged {
+    fn add_tag(&mut self, tag: &str) {
+        let (verb, count) = match tag.rsplit_once(' ') {
+            Some((v, c)) if c.bytes().all(|b| b.is_ascii_digit()) => (v, c.parse().unwrap_or(0)),
+            _ => (tag, 0),
+        };
+        if matches!(verb, "BEGIN" | "COMMIT" | "ROLLBACK" | "SET") {
+            return;
+        }
+        self.verb.get_or_insert_with(|| verb.to_owned());
+        self.count += count;
+    }
+
+    /// The merged CommandComplete tag.
+    fn tag(&self) -> Option<String> {
+        self.verb.as_ref().map(|v| format!("{v} {}", self.count))
+    }
+}
+
+impl Session {
+    /// Runs a plan in the simple protocol and queues its answer with ReadyForQuery.
+    pub(super) async fn run_plan_simple(
+        &mut self,
+        catalog: Arc<CatalogSnapshot>,
+        plan: Plan,
+        sql: &str,
+    ) -> Result<(), Interrupted> {
+        if matches!(self.txn, TxnState::Deferred { failed: true, .. }) {
+            return self.answer_error(&aborted_block()).await;
+        }
+        let done = match plan {
+            Plan::Function(call) => self.run_function(&call).await,
+            Plan::Ddl(ddl) => self.run_ddl(&ddl, &catalog, sql).await,
+            Plan::EveryNode => {
+                if !matches!(self.txn, TxnState::Idle) {
+                    return self.refuse(multi_node_in_block("a write to a reference table")).await;
+                }
+                let work = catalog.nodes().iter().map(|n| (n.id, sql.to_owned())).collect();
+                return self.fan_out(&catalog, work, true, false).await;
+            }
+            Plan::Shards(sp) => return self.run_shards_simple(&catalog, &sp).await,
+            Plan::DefaultNode | Plan::Unsupported(_) => {
+                Err(CoordError::Protocol("internal: a default-node plan reached the shard executor".into()))
+            }
+        };
+        match done {
+            Ok(()) => {
+                let status = self.status().as_byte();
+                msg::ready(status, self.client.out());
+                Ok(())
+            }
+            Err(e) => self.refuse(e).await,
+        }
+    }
+
+    async fn run_shards_simple(&mut self, catalog: &Arc<CatalogSnapshot>, sp: &ShardPlan) -> Result<(), Interrupted> {
+        let routed = match plan::route(sp, catalog, &[]) {
+            Ok(r) => r,
+            Err(e) => return self.refuse(e).await,
+        };
+        if let [shard] = routed.shards.as_slice() {
+            let sql = sp.single.render(Some(&shard.schema_name()));
+            let i = match self.conn_to(catalog, shard.node).await {
+                Ok(i) => i,
+                Err(e) => return self.refuse(e).await,
+            };
+            let frame = msg::build(|o| msg::query(&sql, o));
+            return self.send_query(i, &frame).await;
+        }
+        let multi = match &sp.multi {
+            Ok(m) => m,
+            Err(why) => return self.refuse(CoordError::Unsupported(why.clone())).await,
+        };
+        if !matches!(self.txn, TxnState::Idle) {
+            return self.refuse(multi_node_in_block("a statement over several shards")).await;
+        }
+        let write = sp.kind != StmtKind::Select;
+        match &multi.merge {
+            MergeStep::Concat => {
+                let mut per_node: Vec<(NodeId, String)> = Vec::new();
+                for (at, shard) in routed.shards.iter().enumerate() {
+                    let schema = shard.schema_name();
+                    let text = match &sp.insert {
+                        Some(split) if sp.kind == StmtKind::Insert => {
+                            let rows: Vec<usize> =
+                                routed.rows.iter().enumerate().filter(|(_, s)| **s == at).map(|(r, _)| r).collect();
+                            split.render(&rows, &schema)
+                        }
+                        _ => multi.fragment.render(Some(&schema)),
+                    };
+                    push_statement(&mut per_node, shard.node, text);
+                }
+                self.fan_out(catalog, per_node, write, true).await
+            }
+            MergeStep::Sort { .. } | MergeStep::Final(_) => {
+                self.merge_on_home(catalog, multi, &routed.shards).await
+            }
+        }
+    }
+
+    /// The index of the session's connection to `node`, opened (and set up) on first use.
+    pub(super) async fn conn_to(&mut self, catalog: &CatalogSnapshot, node: NodeId) -> Result<usize, CoordError> {
+        if let Some(i) = self.conns.find(node) {
+            return Ok(i);
+        }
+        let n = catalog.node(node).ok_or(pgshard_catalog::CatalogError::UndefinedNode(node))?;
+        self.conns.open(node, &NodeAddr::of(n), &self.shared.pools, &self.opener).await
+    }
+
+    /// Sends each node its statements (`;`-separated) in one Query and merges the answers. A
+    /// write runs in a transaction per node, committed only when all succeeded. `all_rows`:
+    /// rows of every node reach the client (else only the first node's, for reference writes
+    /// whose copies answer alike).
+    pub(super) async fn fan_out(
+        &mut self,
+        catalog: &CatalogSnapshot,
+        work: Vec<(NodeId, String)>,
+        write: bool,
+        all_rows: bool,
+    ) -> Result<(), Interrupted> {
+        let mut conns = Vec::with_capacity(work.len());
+        for (node, _) in &work {
+            match self.conn_to(catalog, *node).await {
+                Ok(i) => conns.push(i),
+                Err(e) => return self.refuse(e).await,
+            }
+        }
+        let wrap = write && conns.len() > 1;
+        for (&i, (_, sql)) in conns.iter().zip(&work) {
+            let text = if wrap { format!("BEGIN;{sql}") } else { sql.clone() };
+            let c = self.conns.get(i);
+            msg::query(&text, &mut c.out);
+            if let Err(e) = c.flush().await {
+                return Err(Interrupted::NodeGone { why: e.to_string(), told: false });
+            }
+        }
+        let mut merged = Merged::default();
+        for (k, &i) in conns.iter().enumerate() {
+            self.read_answer(i, &mut merged, all_rows || k == 0).await?;
+        }
+        if wrap {
+            let end = if merged.error.is_none() { "COMMIT" } else { "ROLLBACK" };
+            for &i in &conns {
+                let c = self.conns.get(i);
+                if c.status == b'I' {
+                    continue;
+                }
+                msg::query(end, &mut c.out);
+                if let Err(e) = c.flush().await {
+                    return Err(Interrupted::NodeGone { why: e.to_string(), told: false });
+                }
+                self.read_answer(i, &mut merged, false).await?;
+            }
+        }
+        self.finish_merged(&merged)
+    }
+
+    /// Queues the merged answer's end: the error, or the summed CommandComplete; then
+    /// ReadyForQuery.
+    pub(super) fn finish_merged(&mut self, merged: &Merged) -> Result<(), Interrupted> {
+        let out = self.client.out();
+        match (&merged.error, merged.tag()) {
+            (Some(e), _) => out.extend_from_slice(e),
+            (None, Some(tag)) => msg::command_complete(&tag, out),
+            (None, None) => msg::empty(b'I', out),
+        }
+        let status = self.status().as_byte();
+        msg::ready(status, self.client.out());
+        Ok(())
+    }
+
+    /// Reads one node's answer to a Query up to ReadyForQuery, forwarding its rows (when
+    /// `rows`) and its first RowDescription, and folding its tags and errors into `merged`.
+    pub(super) async fn read_answer(&mut self, i: usize, merged: &mut Merged, rows: bool) -> Result<(), Interrupted> {
+        loop {
+            let conn = self.conns.get(i);
+            let (tag, m) = conn.read().await.map_err(|e| Interrupted::NodeGone { why: e.to_string(), told: false })?;
+            match tag {
+                b'T' if rows && !merged.described && merged.error.is_none() => {
+                    merged.described = true;
+                    self.push(&m).await?;
+                }
+                b'D' if rows && merged.error.is_none() => self.push(&m).await?,
+                b'C' if rows => merged.add_tag(msg::command_tag(&m)),
+                b'E' => {
+                    merged.error.get_or_insert(m);
+                }
+                b'N' | b'A' | b'S' if rows => self.push(&m).await?,
+                b'Z' => {
+                    conn.status = m.get(5).copied().unwrap_or(b'I');
+                    return Ok(());
+                }
+                _ => {}
+            }
+        }
+    }
+
+    pub(super) async fn push(&mut self, m: &[u8]) -> Result<(), Interrupted> {
+        self.client.push(m).await.map_err(|_| Interrupted::ClientGone)
+    }
+}
+
+/// Appends a statement to its node's list.
+pub(super) fn push_statement(per_node: &mut Vec<(NodeId, String)>, node: NodeId, text: String) {
+    match per_node.iter_mut().find(|(n, _)| *n == node) {
+        // On lines of their own: a trailing `--` comment must not swallow the separator.
+        Some((_, sql)) => {
+            sql.push_str("\n;\n");
+            sql.push_str(&text);
+        }
+        None => per_node.push((node, text)),
+    }
+}
+
+/// 0A000 for work that needs a second data node inside a transaction block.
+pub(super) fn multi_node_in_block(what: &str) -> CoordError {
+    CoordError::Unsupported(format!(
+        "{what} inside a transaction block: it needs several data nodes in one transaction, which \
+         pgshard does not support yet"
+    ))
+}
+
+/// The shards of `shards` on each node, in order.
+pub(super) fn by_node<'c>(shards: &[&'c Shard]) -> Vec<(NodeId, Vec<&'c Shard>)> {
+    let mut out: Vec<(NodeId, Vec<&Shard>)> = Vec::new();
+    for s in shards {
+        match out.iter_mut().find(|(n, _)| *n == s.node) {
+            Some((_, list)) => list.push(s),
+            None => out.push((s.node, vec![s])),
+        }
+    }
+    out
+}
