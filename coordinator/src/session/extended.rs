@@ -73,8 +73,9 @@ pub struct Statements {
 
 /// What to do with one client message.
 enum Action {
-    /// Queue these frames, each with the answer it books, on connection `conn`.
-    Send { conn: usize, frames: Vec<(Bytes, Option<(Unit, bool)>)> },
+    /// Queue these frames, each with the answer it books, on connection `conn`; `txn` when
+    /// they belong to the client's transaction block (a Parse does not: it binds no block).
+    Send { conn: usize, frames: Vec<(Bytes, Option<(Unit, bool)>)>, txn: bool },
     /// Answer the client with these bytes.
     Answer(Bytes),
     /// Fail the request with this error.
@@ -82,7 +83,8 @@ enum Action {
 }
 
 fn send(conn: usize, m: &Bytes, unit: Unit) -> Action {
-    Action::Send { conn, frames: vec![(m.clone(), Some((unit, true)))] }
+    let txn = !matches!(unit, Unit::Parse | Unit::DescribeStatement | Unit::Close);
+    Action::Send { conn, frames: vec![(m.clone(), Some((unit, true)))], txn }
 }
 
 fn answer(tag: u8) -> Action {
@@ -94,6 +96,8 @@ fn answer(tag: u8) -> Action {
 struct Segment {
     conn: Option<usize>,
     owed: Owed,
+    /// The client's block has been bound to the segment's connection.
+    bound: bool,
 }
 
 impl Session {
@@ -111,20 +115,33 @@ impl Session {
                 Err(i) => return Err(i),
             };
             match action {
-                Action::Send { conn, frames } => {
+                Action::Send { conn, frames, txn } => {
                     if seg.conn != Some(conn) {
                         self.close_segment(&mut seg).await?;
                         if self.statements.skipping {
                             continue;
                         }
-                        if let Err(e) = self.bind_txn(conn, &mut seg.owed) {
-                            self.fail_request(e, &mut failed_here).await?;
-                            continue;
-                        }
                         seg.conn = Some(conn);
+                        seg.bound = false;
                         if !self.statements.unsynced.contains(&conn) {
                             self.statements.unsynced.push(conn);
                         }
+                    }
+                    if txn && !seg.bound {
+                        // The block's BEGIN goes ahead of what this segment already queued.
+                        let queued = self.conns.get(conn).out.split();
+                        let mut ahead = Owed::default();
+                        let bound = self.bind_txn(conn, &mut ahead);
+                        self.conns.get(conn).out.extend_from_slice(&queued);
+                        if let Err(e) = bound {
+                            self.close_segment(&mut seg).await?;
+                            if !self.statements.skipping {
+                                self.fail_request(e, &mut failed_here).await?;
+                            }
+                            continue;
+                        }
+                        seg.bound = true;
+                        seg.owed.prepend(ahead);
                     }
                     let c = self.conns.get(conn);
                     for (bytes, unit) in frames {
@@ -408,7 +425,7 @@ impl Session {
             }
         }
         frames.push((msg::build(|o| msg::bind_with(portal, name, after, o)), Some((Unit::Bind, true))));
-        Action::Send { conn, frames }
+        Action::Send { conn, frames, txn: true }
     }
 
     /// Executes a portal of transaction control.
@@ -433,6 +450,7 @@ impl Session {
                     (bind, Some((Unit::Bind, false))),
                     (exec, Some((Unit::Execute, true))),
                 ],
+                txn: true,
             };
         }
         let mut out = BytesMut::new();

@@ -104,6 +104,13 @@ impl Owed {
         self.queue.push_back(Expect { unit, forward });
     }
 
+    /// Books `first`'s answers ahead of everything booked here.
+    pub fn prepend(&mut self, first: Owed) {
+        for e in first.queue.into_iter().rev() {
+            self.queue.push_front(e);
+        }
+    }
+
     /// Nothing is owed.
     pub fn is_empty(&self) -> bool {
         self.queue.is_empty()
