@@ -17,8 +17,11 @@ use anyhow::anyhow;
 use sqllogictest::{AsyncDB, DBOutput, DefaultColumnType, Runner};
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
 
-/// Engine name reported to `skipif` / `onlyif` conditions.
-const ENGINE_NAME: &str = "postgres";
+/// Engine names reported to `skipif` / `onlyif` conditions: `postgres` for a plain PostgreSQL,
+/// `pgshard` through the coordinator (where `onlyif pgshard` records distribute the tables).
+pub const PLAIN_ENGINE: &str = "postgres";
+/// See [`PLAIN_ENGINE`].
+pub const PGSHARD_ENGINE: &str = "pgshard";
 
 /// How a NULL value prints in query results.
 const NULL_TEXT: &str = "NULL";
@@ -75,11 +78,13 @@ impl From<tokio_postgres::Error> for SltError {
 pub struct PgDb {
     /// The session's client; its connection task runs on the tokio runtime.
     client: Client,
+    /// The engine name for `onlyif` / `skipif`.
+    engine: &'static str,
 }
 
 impl PgDb {
     /// Opens a session to `dbname` on `host:port` as `user`, without TLS.
-    pub async fn connect(host: &str, port: u16, user: &str, dbname: &str) -> Result<Self, SltError> {
+    pub async fn connect(host: &str, port: u16, user: &str, dbname: &str, engine: &'static str) -> Result<Self, SltError> {
         let (client, connection) = tokio_postgres::Config::new()
             .host(host)
             .port(port)
@@ -93,7 +98,7 @@ impl PgDb {
                 tracing::warn!(%err, "slt connection ended with an error");
             }
         });
-        Ok(PgDb { client })
+        Ok(PgDb { client, engine })
     }
 
     /// Runs `sql` with the simple query protocol and renders the outcome for sqllogictest.
@@ -161,7 +166,7 @@ impl AsyncDB for PgDb {
     }
 
     fn engine_name(&self) -> &str {
-        ENGINE_NAME
+        self.engine
     }
 
     fn sleep<'async_trait>(dur: Duration) -> BoxFuture<'async_trait, ()> {
@@ -181,11 +186,12 @@ pub async fn run_file(
     port: u16,
     user: &str,
     dbname: &str,
+    engine: &'static str,
 ) -> anyhow::Result<()> {
     let (host, user, dbname) = (host.to_owned(), user.to_owned(), dbname.to_owned());
     let mut runner = Runner::new(move || {
         let (host, user, dbname) = (host.clone(), user.clone(), dbname.clone());
-        async move { PgDb::connect(&host, port, &user, &dbname).await }
+        async move { PgDb::connect(&host, port, &user, &dbname, engine).await }
     });
     runner.with_column_validator(sqllogictest::default_column_validator);
     let result = runner.run_file_async(path).await;
