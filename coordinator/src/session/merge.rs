@@ -57,26 +57,34 @@ impl Session {
         shards: &[&Shard],
     ) -> Result<(), Interrupted> {
         let shell = inner(&multi.fragment.render(None));
+        // The fragment's output names may repeat (`SELECT a.name, b.name`): the table's columns
+        // are c1..cn, and the final query gives them their names back.
+        let names = match self.describe_on_home(&format!("SELECT * FROM ({shell}) pgshard_f")).await? {
+            Ok(names) => names,
+            Err(e) => return self.end_on_home(Merged { error: Some(e), ..Merged::default() }).await,
+        };
+        let aliases: Vec<String> = (1..=names.len()).map(|i| format!("c{i}")).collect();
         let setup = format!(
-            "BEGIN;\nCREATE TEMPORARY TABLE pgshard_merge ON COMMIT DROP AS SELECT * FROM ({shell}) pgshard_f WITH NO DATA;\n\
+            "BEGIN;\nCREATE TEMPORARY TABLE pgshard_merge ON COMMIT DROP AS SELECT * FROM ({shell}) pgshard_f({}) WITH NO DATA;\n\
              SELECT a.attname::text, pg_catalog.format_type(a.atttypid, a.atttypmod) FROM pg_catalog.pg_attribute a \
-             WHERE a.attrelid = '{TABLE}'::pg_catalog.regclass AND a.attnum > 0 ORDER BY a.attnum"
+             WHERE a.attrelid = '{TABLE}'::pg_catalog.regclass AND a.attnum > 0 ORDER BY a.attnum",
+            aliases.join(", ")
         );
         let (columns, error) = self.home_rows(&setup).await?;
         if let Some(e) = error {
             return self.end_on_home(Merged { error: Some(e), ..Merged::default() }).await;
         }
-        let names: Vec<String> = columns.iter().map(|r| r.first().cloned().flatten().unwrap_or_default()).collect();
         let types: Vec<String> = columns.iter().map(|r| r.get(1).cloned().flatten().unwrap_or_default()).collect();
         let final_sql = match &multi.merge {
             MergeStep::Final(fq) => fq.render(TABLE, &|i| types.get(i).cloned().unwrap_or_else(|| "text".into())),
             MergeStep::Sort { keys, limit, offset, junk } => {
                 let visible = names.len().saturating_sub(*junk);
-                let cols: Vec<String> = names[..visible].iter().map(|n| quote(n)).collect();
+                let cols: Vec<String> =
+                    names[..visible].iter().enumerate().map(|(i, n)| format!("c{} AS {}", i + 1, quote(n))).collect();
                 let order: Vec<String> = keys
                     .iter()
                     .map(|k| {
-                        let col = names.get(visible + k.junk_index).map(|n| quote(n)).unwrap_or_default();
+                        let col = format!("c{}", visible + k.junk_index + 1);
                         let dir = if k.descending { "DESC" } else { "ASC" };
                         let nulls = if k.nulls_first { "FIRST" } else { "LAST" };
                         format!("{col} {dir} NULLS {nulls}")
@@ -109,6 +117,28 @@ impl Session {
         let mut merged = Merged::default();
         self.read_answer(home, &mut merged, true).await?;
         self.end_on_home(merged).await
+    }
+
+    /// The output column names of a query, from PostgreSQL's Describe on home; or its error.
+    async fn describe_on_home(&mut self, sql: &str) -> Result<Result<Vec<String>, bytes::Bytes>, Interrupted> {
+        let out = &mut self.conns.get(0).out;
+        msg::parse("", sql, &[], out);
+        msg::describe_statement("", out);
+        msg::sync(out);
+        self.flush_conn(0).await?;
+        let mut names = Ok(Vec::new());
+        loop {
+            let (tag, m) = self.conns.get(0).read().await.map_err(node_gone)?;
+            match tag {
+                b'T' => names = Ok(msg::row_description_names(&m).map_err(Interrupted::Protocol)?),
+                b'E' => names = Err(m),
+                b'Z' => {
+                    self.conns.get(0).status = m.get(5).copied().unwrap_or(b'I');
+                    return Ok(names);
+                }
+                _ => {}
+            }
+        }
     }
 
     /// Runs a Query on home and returns its rows as text, or the error it sent.

@@ -264,6 +264,26 @@ pub fn data_row(values: &[Option<&[u8]>], out: &mut BytesMut) {
     });
 }
 
+/// Appends a Describe of a prepared statement.
+pub fn describe_statement(name: &str, out: &mut BytesMut) {
+    frame(b'D', out, |o| {
+        o.put_u8(b'S');
+        put_cstr(o, name);
+    });
+}
+
+/// The column names of a RowDescription.
+pub fn row_description_names(msg: &[u8]) -> Result<Vec<String>, CoordError> {
+    let mut f = Fields::of(msg);
+    let n = f.i16()?.max(0) as usize;
+    let mut names = Vec::with_capacity(n);
+    for _ in 0..n {
+        names.push(f.cstr()?.to_owned());
+        f.bytes(18)?;
+    }
+    Ok(names)
+}
+
 /// Appends a CopyData message.
 pub fn copy_data(data: &[u8], out: &mut BytesMut) {
     frame(b'd', out, |o| o.put_slice(data));
