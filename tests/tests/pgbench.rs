@@ -62,3 +62,61 @@ fn pgbench_runs_in_every_protocol_mode() {
         eprintln!("pgbench -M {mode}: {processed} transactions");
     }
 }
+
+fn psql_value(conn: &[&str], sql: &str) -> String {
+    let out = run_pg_tool("psql", &[conn, &["-X", "-At", "-c", sql]].concat(), None, Duration::from_secs(60)).unwrap();
+    assert!(out.status.success(), "{sql}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// pgbench with `pgbench_accounts` and `pgbench_history` distributed by aid (colocated) and
+/// branches and tellers as reference tables: `-S` and `-N` in every protocol mode with no
+/// failed transaction; afterwards the balances match the history and every row is where its
+/// aid hashes to.
+#[test]
+fn pgbench_on_distributed_tables() {
+    let cluster = TestCluster::start(2).unwrap();
+    let port = cluster.port().to_string();
+    let conn = ["-h", "127.0.0.1", "-p", port.as_str(), "-U", "postgres"];
+    let init = run_pg_tool("pgbench", &[&conn[..], &["-i", "-s", "1", "postgres"]].concat(), None, Duration::from_secs(120)).unwrap();
+    assert!(init.status.success(), "pgbench -i failed: {}", String::from_utf8_lossy(&init.stderr));
+    for sql in [
+        "SELECT create_distributed_table('pgbench_accounts', 'aid')",
+        "SELECT create_distributed_table('pgbench_history', 'aid', colocate_with => 'pgbench_accounts')",
+        "SELECT create_reference_table('pgbench_branches')",
+        "SELECT create_reference_table('pgbench_tellers')",
+    ] {
+        psql_value(&conn, sql);
+    }
+    assert_eq!(psql_value(&conn, "SELECT count(*) FROM pgbench_accounts"), "100000");
+    assert_eq!(psql_value(&conn, "SELECT verify_placement('pgbench_accounts')"), "100000|0");
+
+    let mut new_orders = 0;
+    for mode in ["simple", "extended", "prepared"] {
+        for script in ["-S", "-N"] {
+            let out = run_pg_tool(
+                "pgbench",
+                &[&conn[..], &["-n", script, "-T", "4", "-c", "4", "-j", "2", "-M", mode, "postgres"]].concat(),
+                None,
+                Duration::from_secs(60),
+            )
+            .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            assert!(out.status.success(), "pgbench {script} -M {mode} failed:\n{text}\n{}", String::from_utf8_lossy(&out.stderr));
+            let processed = field(&text, "number of transactions actually processed: ");
+            let failed = field(&text, "number of failed transactions: ");
+            assert!(processed > 0, "{script} -M {mode}: no transaction processed\n{text}");
+            assert_eq!(failed, 0, "{script} -M {mode}: failed transactions\n{text}");
+            if script == "-N" {
+                new_orders += processed;
+            }
+            eprintln!("pgbench {script} -M {mode} on distributed tables: {processed} transactions");
+        }
+    }
+    assert_eq!(psql_value(&conn, "SELECT count(*) FROM pgbench_history").parse::<i64>().unwrap(), new_orders);
+    let balances = psql_value(&conn, "SELECT sum(abalance) FROM pgbench_accounts");
+    let deltas = psql_value(&conn, "SELECT sum(delta) FROM pgbench_history");
+    assert_eq!(balances, deltas, "the balances must match the history");
+    assert_eq!(psql_value(&conn, "SELECT verify_placement('pgbench_history')"), format!("{new_orders}|0"));
+    assert_eq!(psql_value(&conn, "SELECT verify_placement('pgbench_accounts')"), "100000|0");
+}
