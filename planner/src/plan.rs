@@ -36,8 +36,35 @@ pub enum Plan {
     Ddl(DdlPlan),
     /// A call of one of pgshard's functions, for the coordinator to run.
     Function(FunctionCall),
+    /// `COPY <distributed table> FROM STDIN` in text format: the coordinator splits the rows.
+    CopyIn(CopyIn),
     /// Refused with SQLSTATE 0A000 and this sentence (what is not supported).
     Unsupported(String),
+}
+
+/// `COPY <distributed table> [(columns)] FROM STDIN` in text format with default options.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopyIn {
+    /// The colocation group of the table.
+    pub group: i32,
+    /// The table's name (unqualified; each shard's schema qualifies it).
+    pub table: String,
+    /// The column list as written, if any.
+    pub columns: Option<Vec<String>>,
+    /// Position of the distribution column among the fields of a line.
+    pub dist_index: usize,
+}
+
+impl CopyIn {
+    /// The statement that loads shard `schema`.
+    pub fn render(&self, schema: &str) -> String {
+        let quote = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
+        let cols = match &self.columns {
+            Some(c) => format!(" ({})", c.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ")),
+            None => String::new(),
+        };
+        format!("COPY {}.{}{cols} FROM STDIN", quote(schema), quote(&self.table))
+    }
 }
 
 /// Plans a statement text (one statement, or several that all run on the default node).
@@ -136,7 +163,7 @@ fn plan_statement(stmt: &Statement, src: &Source<'_>, rels: &impl Relations) -> 
             }
             Plan::DefaultNode
         }
-        Statement::Copy { source, to, .. } => copy(source, *to, src, rels),
+        Statement::Copy { source, to, .. } => copy(stmt, source, *to, src, rels),
         _ if session_statement(stmt) => Plan::DefaultNode,
         other => match named_table(src, rels) {
             Some(name) => Plan::Unsupported(format!(
@@ -192,15 +219,64 @@ fn inner_on_default(inner: &Statement, src: &Source<'_>, rels: &impl Relations, 
     }
 }
 
-fn copy(source: &CopySource, to: bool, src: &Source<'_>, rels: &impl Relations) -> Plan {
+fn copy(stmt: &Statement, source: &CopySource, to: bool, src: &Source<'_>, rels: &impl Relations) -> Plan {
     match source {
-        CopySource::Table { table_name, .. } => match resolve(table_name, src, rels).map(|r| r.kind) {
-            Ok(Some(RelationKind::Distributed { .. })) => Plan::Unsupported("COPY of a distributed table".into()),
-            Ok(Some(RelationKind::Reference)) if !to => Plan::EveryNode,
-            Ok(_) => Plan::DefaultNode,
+        CopySource::Table { table_name, columns } => match resolve(table_name, src, rels) {
+            Ok(RelRef { kind: Some(RelationKind::Distributed { column, group }), schema, name, .. }) => {
+                copy_in(stmt, to, group, &column, schema.as_deref(), &name, columns, rels)
+            }
+            Ok(r) => match r.kind {
+                Some(RelationKind::Reference) if !to => Plan::EveryNode,
+                _ => Plan::DefaultNode,
+            },
             Err(e) => Plan::Unsupported(e),
         },
         CopySource::Query(q) => inner_on_default(&Statement::Query(q.clone()), src, rels, "COPY (query)"),
+    }
+}
+
+/// COPY into a distributed table: text format from STDIN with default options only.
+#[allow(clippy::too_many_arguments, reason = "the parts of one COPY statement")]
+fn copy_in(
+    stmt: &Statement,
+    to: bool,
+    group: i32,
+    dist_column: &str,
+    schema: Option<&str>,
+    name: &str,
+    columns: &[sqlparser::ast::Ident],
+    rels: &impl Relations,
+) -> Plan {
+    let Statement::Copy { target, options, legacy_options, .. } = stmt else {
+        return Plan::Unsupported("COPY of a distributed table".into());
+    };
+    if to {
+        return Plan::Unsupported("COPY ... TO of a distributed table (use COPY (SELECT ...) TO)".into());
+    }
+    if !matches!(target, sqlparser::ast::CopyTarget::Stdin) {
+        return Plan::Unsupported("COPY of a distributed table from a file or program (use FROM STDIN)".into());
+    }
+    let plain = options
+        .iter()
+        .all(|o| matches!(o, sqlparser::ast::CopyOption::Format(f) if f.value.eq_ignore_ascii_case("text")));
+    if !plain || !legacy_options.is_empty() {
+        return Plan::Unsupported(
+            "COPY into a distributed table with options (only the default text format is supported)".into(),
+        );
+    }
+    let listed: Option<Vec<String>> = (!columns.is_empty()).then(|| columns.iter().map(crate::route::fold).collect());
+    let fields = match &listed {
+        Some(l) => l.clone(),
+        None => match rels.columns_of(schema, name) {
+            Some(c) => c,
+            None => return Plan::Unsupported(format!("COPY into \"{name}\" without a column list (its columns are unknown)")),
+        },
+    };
+    match fields.iter().position(|c| c == dist_column) {
+        Some(dist_index) => Plan::CopyIn(CopyIn { group, table: name.to_owned(), columns: listed, dist_index }),
+        None => Plan::Unsupported(format!(
+            "COPY into \"{name}\" without its distribution column \"{dist_column}\""
+        )),
     }
 }
 
@@ -343,6 +419,7 @@ impl fmt::Display for Plan {
             Plan::Shards(p) => write!(f, "{p}"),
             Plan::Ddl(d) => write!(f, "{d}"),
             Plan::Function(c) => write!(f, "function {c}"),
+            Plan::CopyIn(c) => write!(f, "copy in group {} field {}: {}", c.group, c.dist_index, c.render("<shard>")),
             Plan::Unsupported(why) => write!(f, "unsupported: {why}"),
         }
     }

@@ -30,7 +30,7 @@
 
 mod admin;
 mod checks;
-mod copy;
+pub(crate) mod copy;
 mod ddl_gen;
 mod ddl_read;
 mod distributed;

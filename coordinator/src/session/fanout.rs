@@ -74,6 +74,7 @@ impl Session {
                 return self.fan_out(&catalog, work, true, false).await;
             }
             Plan::Shards(sp) => return self.run_shards_simple(&catalog, &sp).await,
+            Plan::CopyIn(c) => return self.run_copy_in(&catalog, &c).await,
             Plan::DefaultNode | Plan::Unsupported(_) => {
                 Err(CoordError::Protocol("internal: a default-node plan reached the shard executor".into()))
             }

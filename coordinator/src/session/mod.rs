@@ -30,6 +30,7 @@ use crate::wire::encode;
 
 mod client;
 mod conns;
+mod copy_in;
 mod dispatch;
 mod extended;
 mod fanout;

@@ -1,0 +1,173 @@
+//! `COPY <distributed table> FROM STDIN` in the simple protocol: the coordinator answers the
+//! client's COPY itself, splits the incoming lines by the shard their distribution value hashes
+//! to (bounded buffers per shard), and writes each full buffer with one `COPY` into that shard on
+//! its node. Every node involved runs in one transaction, committed when the whole stream is in
+//! and rolled back everywhere on any error or CopyFail.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use pgshard_catalog::{CatalogSnapshot, ColocationId, NodeId};
+use pgshard_planner::CopyIn;
+use tokio_postgres::error::SqlState;
+
+use super::fanout::{Merged, multi_node_in_block};
+use super::relay::Interrupted;
+use super::txn::TxnState;
+use super::{Session, msg};
+use crate::distribute::copy::ShardRouter;
+use crate::error::CoordError;
+
+impl Session {
+    /// Serves a COPY FROM STDIN into a distributed table.
+    pub(super) async fn run_copy_in(&mut self, catalog: &Arc<CatalogSnapshot>, plan: &CopyIn) -> Result<(), Interrupted> {
+        if !matches!(self.txn, TxnState::Idle) {
+            return self.refuse(multi_node_in_block("COPY into a distributed table")).await;
+        }
+        let group = ColocationId(plan.group);
+        let Some(g) = catalog.group(group) else {
+            return self.refuse(CoordError::sql(SqlState::INTERNAL_ERROR, "unknown colocation group")).await;
+        };
+        let shards = catalog.shards_of(group);
+        let mut nodes: Vec<(NodeId, usize)> = Vec::new();
+        for s in shards {
+            if nodes.iter().any(|(n, _)| *n == s.node) {
+                continue;
+            }
+            match self.conn_to(catalog, s.node).await {
+                Ok(i) => nodes.push((s.node, i)),
+                Err(e) => return self.refuse(e).await,
+            }
+        }
+        let mut merged = Merged::default();
+        for &(_, i) in &nodes {
+            msg::query("BEGIN", &mut self.conns.get(i).out);
+            self.flush_conn(i).await?;
+            self.read_answer(i, &mut merged, false).await?;
+        }
+        // CopyInResponse: text format, column formats unknown to the client's eyes (none).
+        self.push(&msg::build(|o| {
+            o.extend_from_slice(&[b'G', 0, 0, 0, 7, 0, 0, 0]);
+        }))
+        .await?;
+        self.client.flush().await.map_err(|_| Interrupted::ClientGone)?;
+        let mut router = ShardRouter::new(shards, g.dist_type, plan.dist_index);
+        let mut rows = 0u64;
+        let mut failure: Option<Bytes> = None;
+        loop {
+            let next = match self.client.next_buffered() {
+                Ok(m) => m,
+                Err(e) => return Err(Interrupted::Protocol(e)),
+            };
+            let Some((tag, m)) = next else {
+                match self.client.fill().await {
+                    Ok(true) => continue,
+                    _ => return Err(Interrupted::ClientGone),
+                }
+            };
+            match tag {
+                b'd' => {
+                    if let Err(e) = router.route(&m[5..]) {
+                        failure = Some(msg::build(|o| msg::error(&e, o)));
+                        break;
+                    }
+                    for shard in router.ready() {
+                        let data = router.take(shard);
+                        if let Some(e) = self.write_shard(plan, &shards[shard], &nodes, data, &mut rows).await? {
+                            failure = Some(e);
+                            break;
+                        }
+                    }
+                    if failure.is_some() {
+                        break;
+                    }
+                }
+                b'c' => {
+                    match router.finish() {
+                        Ok(left) => {
+                            for shard in left {
+                                let data = router.take(shard);
+                                if let Some(e) = self.write_shard(plan, &shards[shard], &nodes, data, &mut rows).await? {
+                                    failure = Some(e);
+                                    break;
+                                }
+                            }
+                        }
+                        Err(e) => failure = Some(msg::build(|o| msg::error(&e, o))),
+                    }
+                    break;
+                }
+                b'f' => {
+                    let why = msg::Fields::of(&m).cstr().unwrap_or_default().to_owned();
+                    let e = CoordError::sql(SqlState::QUERY_CANCELED, format!("COPY from stdin failed: {why}"));
+                    failure = Some(msg::build(|o| msg::error(&e, o)));
+                    break;
+                }
+                b'H' | b'S' => {}
+                other => {
+                    let e = CoordError::sql(
+                        SqlState::PROTOCOL_VIOLATION,
+                        format!("unexpected message type 0x{other:02X} during COPY from stdin"),
+                    );
+                    failure = Some(msg::build(|o| msg::error(&e, o)));
+                    break;
+                }
+            }
+        }
+        let end = if failure.is_none() { "COMMIT" } else { "ROLLBACK" };
+        let mut ended = Merged::default();
+        for &(_, i) in &nodes {
+            if self.conns.get(i).status == b'I' {
+                continue;
+            }
+            msg::query(end, &mut self.conns.get(i).out);
+            self.flush_conn(i).await?;
+            self.read_answer(i, &mut ended, false).await?;
+        }
+        let result = match (failure, ended.error) {
+            (Some(e), _) | (None, Some(e)) => Merged { error: Some(e), ..Merged::default() },
+            (None, None) => Merged { verb: Some("COPY".into()), count: rows, ..Merged::default() },
+        };
+        self.finish_merged(&result)
+    }
+
+    /// Writes whole lines into one shard with a COPY on its node's connection. Returns the
+    /// node's error, if it sent one.
+    async fn write_shard(
+        &mut self,
+        plan: &CopyIn,
+        shard: &pgshard_catalog::Shard,
+        nodes: &[(NodeId, usize)],
+        data: Bytes,
+        rows: &mut u64,
+    ) -> Result<Option<Bytes>, Interrupted> {
+        let Some(&(_, i)) = nodes.iter().find(|(n, _)| *n == shard.node) else {
+            return Ok(Some(msg::build(|o| msg::error(&CoordError::sql(SqlState::INTERNAL_ERROR, "shard node not open"), o))));
+        };
+        let conn = self.conns.get(i);
+        msg::query(&plan.render(&shard.schema_name()), &mut conn.out);
+        self.flush_conn(i).await?;
+        let mut error = None;
+        loop {
+            let (tag, m) = self.conns.get(i).read().await.map_err(|e| Interrupted::NodeGone { why: e.to_string(), told: false })?;
+            match tag {
+                b'G' => {
+                    let out = &mut self.conns.get(i).out;
+                    msg::copy_data(&data, out);
+                    msg::copy_done(out);
+                    self.flush_conn(i).await?;
+                }
+                b'C' => {
+                    let tag = msg::command_tag(&m);
+                    *rows += tag.rsplit(' ').next().and_then(|n| n.parse::<u64>().ok()).unwrap_or(0);
+                }
+                b'E' => error = Some(m),
+                b'Z' => {
+                    self.conns.get(i).status = m.get(5).copied().unwrap_or(b'I');
+                    return Ok(error);
+                }
+                _ => {}
+            }
+        }
+    }
+}
