@@ -1,0 +1,74 @@
+//! COPY FROM STDIN into a distributed table through the coordinator (psql's `\copy`, simple
+//! protocol): every row lands in the shard its value hashes to, with or without a column list;
+//! a bad row or a NULL distribution value fails the whole COPY and leaves nothing behind.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "in a test a failed unwrap is a failed assertion")]
+
+use std::io::Write;
+use std::time::Duration;
+
+use pgshard_tests::{TestCluster, run_pg_tool, temp_dir};
+
+fn psql(port: &str, args: &[&str], stdin: Option<&std::path::Path>) -> (bool, String, String) {
+    let conn = ["-X", "-At", "-h", "127.0.0.1", "-p", port, "-U", "postgres"];
+    let out = run_pg_tool("psql", &[&conn[..], args].concat(), stdin, Duration::from_secs(60)).unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+        String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+    )
+}
+
+#[test]
+fn copy_from_stdin_splits_rows_by_shard() {
+    let cluster = TestCluster::start(2).unwrap();
+    let port = cluster.port().to_string();
+    let dir = temp_dir().unwrap();
+    let ok = |args: &[&str]| {
+        let (success, out, err) = psql(&port, args, None);
+        assert!(success, "{args:?}: {err}");
+        out
+    };
+    ok(&["-c", "CREATE TABLE cp (id int PRIMARY KEY, v text, n int)"]);
+    ok(&["-c", "INSERT INTO cp VALUES (0, 'before', 0)"]);
+    ok(&["-c", "SELECT create_distributed_table('cp', 'id')"]);
+
+    let rows = dir.path().join("rows.txt");
+    let mut f = std::fs::File::create(&rows).unwrap();
+    for i in 1..=3000 {
+        writeln!(f, "{i}\tvalue {i}\\twith tab\t{}", i * 2).unwrap();
+    }
+    drop(f);
+    let copied = ok(&["-c", &format!("\\copy cp FROM '{}'", rows.display())]);
+    assert_eq!(copied, "COPY 3000");
+    assert_eq!(ok(&["-c", "SELECT count(*), sum(n) FROM cp"]), "3001|9003000");
+    assert_eq!(ok(&["-c", "SELECT v FROM cp WHERE id = 7"]), "value 7\twith tab");
+
+    // A column list that puts the distribution column second.
+    let listed = dir.path().join("listed.txt");
+    std::fs::write(&listed, "x\t5001\ny\t5002\n").unwrap();
+    assert_eq!(ok(&["-c", &format!("\\copy cp (v, id) FROM '{}'", listed.display())]), "COPY 2");
+    assert_eq!(ok(&["-c", "SELECT id, v FROM cp WHERE id IN (5001, 5002) ORDER BY id"]), "5001|x\n5002|y");
+
+    // A bad row anywhere fails the whole COPY: nothing of it stays, on any node.
+    let bad = dir.path().join("bad.txt");
+    std::fs::write(&bad, "6001\ta\t1\n6002\tb\tnot a number\n").unwrap();
+    let (success, _, err) = psql(&port, &["-c", &format!("\\copy cp FROM '{}'", bad.display())], None);
+    assert!(!success && err.contains("invalid input syntax for type integer"), "{err}");
+    let null_key = dir.path().join("null.txt");
+    std::fs::write(&null_key, "6003\tc\t1\n\\N\td\t2\n").unwrap();
+    let (success, _, err) = psql(&port, &["-c", &format!("\\copy cp FROM '{}'", null_key.display())], None);
+    assert!(!success && err.contains("NULL"), "{err}");
+    assert_eq!(ok(&["-c", "SELECT count(*) FROM cp WHERE id > 6000"]), "0");
+    // A duplicate key is the shard's own error (23505).
+    let dup = dir.path().join("dup.txt");
+    std::fs::write(&dup, "7001\te\t1\n7\tdup\t1\n").unwrap();
+    let (success, _, err) = psql(&port, &["-v", "VERBOSITY=verbose", "-c", &format!("\\copy cp FROM '{}'", dup.display())], None);
+    assert!(!success && err.contains("23505"), "{err}");
+    assert_eq!(ok(&["-c", "SELECT count(*) FROM cp WHERE id = 7001"]), "0");
+
+    assert_eq!(ok(&["-c", "SELECT verify_placement('cp')"]), "3003|0");
+    // Options other than the text format are refused, not misread.
+    let (success, _, err) = psql(&port, &["-c", &format!("\\copy cp FROM '{}' WITH (FORMAT csv)", rows.display())], None);
+    assert!(!success && err.contains("only the default text format"), "{err}");
+}
