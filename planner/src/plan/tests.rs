@@ -124,7 +124,13 @@ fn statements_wrapping_queries_run_on_the_default_node_only_for_default_node_que
     assert_eq!(planned("EXPLAIN SELECT * FROM item"), "default node");
     refused("EXPLAIN SELECT * FROM orders", "EXPLAIN or PREPARE of a statement over distributed or reference tables");
     refused("PREPARE p AS UPDATE item SET i_price = 0", "EXPLAIN or PREPARE of a statement");
-    refused("COPY orders FROM STDIN", "COPY of a distributed table");
+    refused("COPY orders TO STDOUT", "COPY ... TO of a distributed table");
+    refused("COPY orders FROM STDIN (FORMAT csv)", "only the default text format");
+    refused("COPY orders FROM '/tmp/x'", "from a file or program");
+    refused("COPY orders (o_id) FROM STDIN", "without its distribution column \"o_w_id\"");
+    let copy = planned("COPY orders (o_id, o_w_id) FROM STDIN");
+    assert!(copy.starts_with("copy in group") && copy.contains("field 1:"), "{copy}");
+    assert!(copy.ends_with("COPY \"<shard>\".\"orders\" (\"o_id\", \"o_w_id\") FROM STDIN"), "{copy}");
     refused("COPY (SELECT * FROM orders) TO STDOUT", "COPY (query) of a statement");
     refused("CREATE VIEW v AS SELECT * FROM orders", "a view over the distributed table \"orders\"");
     refused("CREATE TABLE t AS SELECT * FROM customer", "CREATE TABLE ... AS over the distributed table \"customer\"");
