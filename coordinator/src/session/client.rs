@@ -41,18 +41,6 @@ impl ClientIo {
         Ok(self.stream.read_buf(&mut self.inbuf).await? > 0)
     }
 
-    /// The next message, reading as needed; `Ok(None)` at end of stream.
-    pub async fn next(&mut self) -> Result<Option<(u8, Bytes)>, CoordError> {
-        loop {
-            if let Some(m) = self.next_buffered()? {
-                return Ok(Some(m));
-            }
-            if !self.fill().await? {
-                return Ok(None);
-            }
-        }
-    }
-
     /// The output buffer, to append messages to.
     pub fn out(&mut self) -> &mut BytesMut {
         &mut self.out

@@ -132,11 +132,6 @@ impl Conns {
         Ok(self.list.len() - 1)
     }
 
-    /// Every connection, home first.
-    pub fn all(&mut self) -> impl Iterator<Item = &mut NodeConn> {
-        self.list.iter_mut()
-    }
-
     /// How many connections the session holds.
     pub fn len(&self) -> usize {
         self.list.len()

@@ -44,22 +44,6 @@ pub enum Unit {
 }
 
 impl Unit {
-    /// The unit a client message books, if it is answered.
-    pub fn of_client_message(tag: u8, msg: &[u8]) -> Option<Unit> {
-        Some(match tag {
-            b'Q' => Unit::Query,
-            b'F' => Unit::FunctionCall,
-            b'S' => Unit::Sync,
-            b'P' => Unit::Parse,
-            b'B' => Unit::Bind,
-            b'D' if msg.get(5) == Some(&b'S') => Unit::DescribeStatement,
-            b'D' => Unit::DescribePortal,
-            b'E' => Unit::Execute,
-            b'C' => Unit::Close,
-            _ => return None,
-        })
-    }
-
     fn ends_with_ready(self) -> bool {
         matches!(self, Unit::Query | Unit::FunctionCall | Unit::Sync)
     }
