@@ -31,7 +31,7 @@ pub use ddl::DdlPlan;
 pub use function::{ArgValue, FunctionCall};
 pub use insert::{InsertSplit, RowSpan};
 pub use merge::{Limit, MergeStep, MultiShard, SortKey};
-pub use plan::{CopyIn, Plan, plan_sql};
+pub use plan::{CopyIn, Explain, Plan, plan_sql};
 pub use route::{DistKey, RelationKind, Relations};
 pub use shard::{ShardPlan, StmtKind, Targets};
 pub use template::ShardTemplate;

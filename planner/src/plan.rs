@@ -38,8 +38,25 @@ pub enum Plan {
     Function(FunctionCall),
     /// `COPY <distributed table> FROM STDIN` in text format: the coordinator splits the rows.
     CopyIn(CopyIn),
+    /// EXPLAIN [ANALYZE] of a statement over distributed tables.
+    Explain(Explain),
     /// Refused with SQLSTATE 0A000 and this sentence (what is not supported).
     Unsupported(String),
+}
+
+/// EXPLAIN of a statement over distributed tables: the coordinator shows its distributed plan
+/// and the shards' own EXPLAIN of what they are sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Explain {
+    /// EXPLAIN ANALYZE: the statement runs, and each shard reports its timings.
+    pub analyze: bool,
+    /// The EXPLAIN keyword and options as written, to prefix each shard's statement with
+    /// (`EXPLAIN (ANALYZE, BUFFERS)`).
+    pub prefix: String,
+    /// The explained statement's text.
+    pub sql: String,
+    /// Its plan (a shard plan).
+    pub inner: Box<Plan>,
 }
 
 /// `COPY <distributed table> [(columns)] FROM STDIN` in text format with default options.
@@ -149,9 +166,10 @@ fn plan_statement(stmt: &Statement, src: &Source<'_>, rels: &impl Relations) -> 
         | Statement::Vacuum(_)
         | Statement::CreateTable(_)
         | Statement::CreateView(_) => ddl::plan(stmt, src, rels),
-        Statement::Explain { statement, .. } | Statement::Prepare { statement, .. } => {
-            inner_on_default(statement, src, rels, "EXPLAIN or PREPARE")
+        Statement::Explain { statement, analyze, options, .. } => {
+            explain(statement, *analyze, options.as_deref(), src, rels)
         }
+        Statement::Prepare { statement, .. } => inner_on_default(statement, src, rels, "EXPLAIN or PREPARE"),
         Statement::Declare { stmts } => {
             for d in stmts {
                 if let Some(q) = &d.for_query {
@@ -207,6 +225,53 @@ fn session_statement(stmt: &Statement) -> bool {
 
 fn first_words(stmt: &Statement) -> String {
     stmt.to_string().split_whitespace().take(2).collect::<Vec<_>>().join(" ")
+}
+
+/// EXPLAIN: as written on the default node when the statement runs there; otherwise the
+/// statement (the text after EXPLAIN and its options) is planned on its own.
+fn explain(
+    inner: &Statement,
+    analyze: bool,
+    options: Option<&[sqlparser::ast::UtilityOption]>,
+    src: &Source<'_>,
+    rels: &impl Relations,
+) -> Plan {
+    match plan_statement(inner, src, rels) {
+        Plan::DefaultNode => return Plan::DefaultNode,
+        Plan::Unsupported(why) => return Plan::Unsupported(why),
+        _ => {}
+    }
+    let off = |a: &Expr| matches!(a.to_string().to_lowercase().as_str(), "false" | "off" | "0");
+    let analyze = analyze
+        || options
+            .into_iter()
+            .flatten()
+            .any(|o| o.name.value.eq_ignore_ascii_case("analyze") && !o.arg.as_ref().is_some_and(off));
+    // The statement starts after EXPLAIN, its parenthesized options and legacy keywords.
+    let mut i = 1;
+    if matches!(src.tok(i).map(|t| &t.token), Some(Token::LParen)) {
+        match src.close_of(i) {
+            Some(close) => i = close + 1,
+            None => return Plan::Unsupported("an EXPLAIN the planner cannot read".into()),
+        }
+    }
+    while src.is_kw(i, "analyze") || src.is_kw(i, "analyse") || src.is_kw(i, "verbose") {
+        i += 1;
+    }
+    let start = src.pos(i);
+    let text = &src.sql[start..];
+    match plan_sql(text, rels) {
+        plan @ Plan::Shards(_) => Plan::Explain(Explain {
+            analyze,
+            prefix: src.sql[..start].trim().to_owned(),
+            sql: text.to_owned(),
+            inner: Box::new(plan),
+        }),
+        Plan::Unsupported(why) => Plan::Unsupported(why),
+        _ => Plan::Unsupported(
+            "EXPLAIN of a statement other than SELECT, INSERT, UPDATE or DELETE over distributed tables".into(),
+        ),
+    }
 }
 
 /// EXPLAIN, PREPARE, DECLARE of a statement: fine on the default node only when the statement
@@ -419,6 +484,7 @@ impl fmt::Display for Plan {
             Plan::Shards(p) => write!(f, "{p}"),
             Plan::Ddl(d) => write!(f, "{d}"),
             Plan::Function(c) => write!(f, "function {c}"),
+            Plan::Explain(e) => write!(f, "explain{} of {}", if e.analyze { " analyze" } else { "" }, e.inner),
             Plan::CopyIn(c) => write!(f, "copy in group {} field {}: {}", c.group, c.dist_index, c.render("<shard>")),
             Plan::Unsupported(why) => write!(f, "unsupported: {why}"),
         }

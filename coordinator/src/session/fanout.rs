@@ -75,6 +75,7 @@ impl Session {
             }
             Plan::Shards(sp) => return self.run_shards_simple(&catalog, &sp).await,
             Plan::CopyIn(c) => return self.run_copy_in(&catalog, &c).await,
+            Plan::Explain(e) => return self.run_explain(&catalog, &e).await,
             Plan::DefaultNode | Plan::Unsupported(_) => {
                 Err(CoordError::Protocol("internal: a default-node plan reached the shard executor".into()))
             }

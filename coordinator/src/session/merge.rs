@@ -70,7 +70,7 @@ impl Session {
              WHERE a.attrelid = '{TABLE}'::pg_catalog.regclass AND a.attnum > 0 ORDER BY a.attnum",
             aliases.join(", ")
         );
-        let (columns, error) = self.home_rows(&setup).await?;
+        let (columns, error) = self.rows_on(0, &setup).await?;
         if let Some(e) = error {
             return self.end_on_home(Merged { error: Some(e), ..Merged::default() }).await;
         }
@@ -141,21 +141,25 @@ impl Session {
         }
     }
 
-    /// Runs a Query on home and returns its rows as text, or the error it sent.
-    async fn home_rows(&mut self, sql: &str) -> Result<(Vec<Vec<Option<String>>>, Option<bytes::Bytes>), Interrupted> {
-        msg::query(sql, &mut self.conns.get(0).out);
-        self.flush_conn(0).await?;
+    /// Runs a Query on connection `i` and returns its rows as text, and the error it sent.
+    pub(super) async fn rows_on(
+        &mut self,
+        i: usize,
+        sql: &str,
+    ) -> Result<(Vec<Vec<Option<String>>>, Option<bytes::Bytes>), Interrupted> {
+        msg::query(sql, &mut self.conns.get(i).out);
+        self.flush_conn(i).await?;
         let mut rows = Vec::new();
         let mut error = None;
         loop {
-            let (tag, m) = self.conns.get(0).read().await.map_err(node_gone)?;
+            let (tag, m) = self.conns.get(i).read().await.map_err(node_gone)?;
             match tag {
                 b'D' => rows.push(msg::data_row_texts(&m).map_err(Interrupted::Protocol)?),
                 b'E' => {
                     error.get_or_insert(m);
                 }
                 b'Z' => {
-                    self.conns.get(0).status = m.get(5).copied().unwrap_or(b'I');
+                    self.conns.get(i).status = m.get(5).copied().unwrap_or(b'I');
                     return Ok((rows, error));
                 }
                 _ => {}

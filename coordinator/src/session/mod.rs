@@ -32,6 +32,7 @@ mod client;
 mod conns;
 mod copy_in;
 mod dispatch;
+mod explain;
 mod extended;
 mod fanout;
 mod merge;

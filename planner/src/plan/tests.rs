@@ -122,7 +122,17 @@ fn distributed_tables_do_not_mix_with_other_tables_or_groups() {
 #[test]
 fn statements_wrapping_queries_run_on_the_default_node_only_for_default_node_queries() {
     assert_eq!(planned("EXPLAIN SELECT * FROM item"), "default node");
-    refused("EXPLAIN SELECT * FROM orders", "EXPLAIN or PREPARE of a statement over distributed or reference tables");
+    let explained = planned("EXPLAIN (ANALYZE, COSTS off) SELECT * FROM orders WHERE o_w_id = 3");
+    assert!(explained.starts_with("explain analyze of "), "{explained}");
+    match plan_sql("EXPLAIN VERBOSE SELECT count(*) FROM orders", &Catalog) {
+        Plan::Explain(e) => {
+            assert!(!e.analyze);
+            assert_eq!(e.prefix, "EXPLAIN VERBOSE");
+            assert_eq!(e.sql, "SELECT count(*) FROM orders");
+        }
+        other => panic!("{other}"),
+    }
+    refused("EXPLAIN SELECT * FROM orders a JOIN orders b ON a.o_id = b.o_id", "not on their distribution columns");
     refused("PREPARE p AS UPDATE item SET i_price = 0", "EXPLAIN or PREPARE of a statement");
     refused("COPY orders TO STDOUT", "COPY ... TO of a distributed table");
     refused("COPY orders FROM STDIN (FORMAT csv)", "only the default text format");
