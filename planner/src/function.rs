@@ -35,6 +35,8 @@ pub enum ArgValue {
     Int(i64),
     /// NULL.
     Null,
+    /// Bind parameter `$n` (a prepared call; its value is written in at Bind).
+    Param(usize),
 }
 
 /// The pgshard function a statement calls: `None` if it names none, `Some(Err)` if it calls one
@@ -129,6 +131,7 @@ fn value(e: &Expr) -> Option<ArgValue> {
             Value::SingleQuotedString(s) | Value::EscapedStringLiteral(s) => Some(ArgValue::Text(s.clone())),
             Value::DollarQuotedString(d) => Some(ArgValue::Text(d.value.clone())),
             Value::Null => Some(ArgValue::Null),
+            Value::Placeholder(p) => p.strip_prefix('$')?.parse().ok().filter(|n| *n > 0).map(ArgValue::Param),
             _ => None,
         },
         _ => None,
@@ -141,6 +144,7 @@ impl fmt::Display for ArgValue {
             ArgValue::Text(s) => write!(f, "'{}'", s.replace('\'', "''")),
             ArgValue::Int(n) => write!(f, "{n}"),
             ArgValue::Null => write!(f, "NULL"),
+            ArgValue::Param(n) => write!(f, "${n}"),
         }
     }
 }

@@ -122,8 +122,11 @@ impl Session {
             }
             other => return Err(CoordError::Unsupported(format!("the function {other}()"))),
         };
+        let extended = self.extended;
         let out = self.client.out();
-        msg::row_description(&cells.iter().map(|(n, t, _)| (*n, *t)).collect::<Vec<_>>(), out);
+        if !extended {
+            msg::row_description(&cells.iter().map(|(n, t, _)| (*n, *t)).collect::<Vec<_>>(), out);
+        }
         msg::data_row(&cells.iter().map(|(_, _, v)| Some(v.as_bytes())).collect::<Vec<_>>(), out);
         msg::command_complete("SELECT 1", out);
         Ok(())
@@ -247,6 +250,7 @@ impl<'a> Args<'a> {
             None | Some(ArgValue::Null) => None,
             Some(ArgValue::Text(t)) => Some(t.clone()),
             Some(ArgValue::Int(i)) => Some(i.to_string()),
+            Some(ArgValue::Param(n)) => return Err(no_parameter(*n)),
         })
     }
 
@@ -260,11 +264,17 @@ impl<'a> Args<'a> {
         match self.get(pos, name) {
             None | Some(ArgValue::Null) => Ok(None),
             Some(ArgValue::Int(i)) => Ok(Some(*i)),
+            Some(ArgValue::Param(n)) => Err(no_parameter(*n)),
             Some(ArgValue::Text(t)) => t.trim().parse().map(Some).map_err(|_| {
                 CoordError::sql(SqlState::INVALID_TEXT_REPRESENTATION, format!("invalid input syntax for type integer: \"{t}\""))
             }),
         }
     }
+}
+
+/// 42P02, as PostgreSQL says it of a `$n` in a simple query.
+fn no_parameter(n: usize) -> CoordError {
+    CoordError::sql(SqlState::UNDEFINED_PARAMETER, format!("there is no parameter ${n}"))
 }
 
 /// Whether the text may call one of pgshard's functions (which the planner must see even

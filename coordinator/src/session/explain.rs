@@ -65,14 +65,19 @@ impl Session {
                 lines.push(format!("  Shard {} on {}: {}", shard.schema_name(), node_name(shard), time.trim()));
             }
         }
+        let extended = self.extended;
         let out = self.client.out();
-        msg::row_description(&[("QUERY PLAN", TEXT)], out);
+        if !extended {
+            msg::row_description(&[("QUERY PLAN", TEXT)], out);
+        }
         for l in &lines {
             msg::data_row(&[Some(l.as_bytes())], out);
         }
         msg::command_complete("EXPLAIN", out);
-        let status = self.status().as_byte();
-        msg::ready(status, self.client.out());
+        if !extended {
+            let status = self.status().as_byte();
+            msg::ready(status, self.client.out());
+        }
         Ok(())
     }
 

@@ -26,6 +26,7 @@ use super::plan::{self, ParamValue};
 use super::route::Decision;
 use super::simple::{aborted_block, poison};
 use super::txn::{TxnCmd, TxnState, tag_of};
+use super::local::{self, LocalPortal};
 use super::{BatchEnd, Session, msg};
 use crate::error::CoordError;
 
@@ -46,8 +47,12 @@ enum StmtKind {
     /// Transaction control, answered by the session.
     Txn(TxnCmd),
     /// Over distributed tables: prepared on home under the client's name (for Describe), and
-    /// at each Bind on the shard its parameters pick, under `pgshard_<id>_<shard>`.
+    /// at each Bind on the shard its parameters pick, under `pgshard_<id>_<shard>`; a Bind
+    /// that reaches several shards makes a local portal.
     Shard(Arc<CatalogSnapshot>, Arc<ShardPlan>),
+    /// Run by the coordinator itself at Execute (a pgshard function, DDL on distributed
+    /// tables, a reference-table write, EXPLAIN): parsed nowhere; its portals are local.
+    Planned(Arc<Plan>),
 }
 
 /// Where a portal lives.
@@ -57,6 +62,8 @@ enum PortalAt {
     Conn(usize),
     /// Transaction control, answered by the session.
     Txn(TxnCmd),
+    /// Run by the coordinator at Execute as the equivalent simple query.
+    Local(Arc<LocalPortal>),
 }
 
 /// The client's prepared statements and portals.
@@ -72,7 +79,7 @@ pub struct Statements {
 }
 
 /// What to do with one client message.
-enum Action {
+pub(super) enum Action {
     /// Queue these frames, each with the answer it books, on connection `conn`; `txn` when
     /// they belong to the client's transaction block (a Parse does not: it binds no block).
     Send { conn: usize, frames: Vec<(Bytes, Option<(Unit, bool)>)>, txn: bool },
@@ -80,6 +87,10 @@ enum Action {
     Answer(Bytes),
     /// Fail the request with this error.
     Fail(CoordError),
+    /// Answer a Describe of a statement's result columns from PostgreSQL's Describe on home.
+    DescribeHome { sql: String, types: Vec<u32> },
+    /// Run a local portal.
+    RunLocal(Arc<LocalPortal>),
 }
 
 fn send(conn: usize, m: &Bytes, unit: Unit) -> Action {
@@ -160,6 +171,18 @@ impl Session {
                 Action::Fail(e) => {
                     self.close_segment(&mut seg).await?;
                     self.fail_request(e, &mut failed_here).await?;
+                }
+                Action::DescribeHome { sql, types } => {
+                    self.close_segment(&mut seg).await?;
+                    if !self.statements.skipping {
+                        self.describe_on_home_for_client(&sql, &types).await?;
+                    }
+                }
+                Action::RunLocal(portal) => {
+                    self.close_segment(&mut seg).await?;
+                    if !self.statements.skipping {
+                        failed_here |= self.run_local(&portal).await?;
+                    }
                 }
             }
         }
@@ -252,6 +275,28 @@ impl Session {
         Ok(())
     }
 
+    /// Keeps a portal the coordinator runs itself.
+    pub(super) fn insert_local_portal(&mut self, name: &str, portal: Arc<LocalPortal>) {
+        self.statements.portals.insert(name.to_owned(), PortalAt::Local(portal));
+    }
+
+    /// Connection `i` was sent extended-protocol messages: it gets a Sync at the request's end.
+    pub(super) fn mark_unsynced(&mut self, i: usize) {
+        if !self.statements.unsynced.contains(&i) {
+            self.statements.unsynced.push(i);
+        }
+    }
+
+    /// An error ended the request: the rest of it is skipped up to Sync.
+    pub(super) fn skip_to_sync(&mut self) {
+        self.statements.skipping = true;
+    }
+
+    /// Whether the request is skipping to Sync.
+    pub(super) fn skipping(&self) -> bool {
+        self.statements.skipping
+    }
+
     /// Decides what one client message becomes.
     async fn translate(&mut self, tag: u8, m: &Bytes) -> Result<Action, Interrupted> {
         let protocol = Interrupted::Protocol;
@@ -261,17 +306,24 @@ impl Session {
             b'D' => {
                 let (kind, name) = msg::target_of(m).map_err(protocol)?;
                 if kind == b'S' {
-                    match self.statements.stmts.get(name).map(|s| &s.kind) {
-                        Some(StmtKind::Txn(_)) => Action::Answer(msg::build(|o| {
+                    match self.statements.stmts.get(name) {
+                        Some(Stmt { kind: StmtKind::Txn(_), .. }) => Action::Answer(msg::build(|o| {
                             msg::parameter_description(&[], o);
                             msg::empty(b'n', o);
                         })),
+                        Some(Stmt { kind: StmtKind::Planned(plan), sql, types, .. }) => {
+                            Action::Answer(local::describe_planned(plan, sql, types, true))
+                        }
                         _ => send(0, m, Unit::DescribeStatement),
                     }
                 } else {
                     match self.statements.portals.get(name) {
                         Some(PortalAt::Conn(i)) => send(*i, m, Unit::DescribePortal),
                         Some(PortalAt::Txn(_)) => answer(b'n'),
+                        Some(PortalAt::Local(p)) => match &p.planned {
+                            Some(plan) => Action::Answer(local::describe_planned(plan, &p.stmt_sql, &[], false)),
+                            None => Action::DescribeHome { sql: p.stmt_sql.clone(), types: p.types.clone() },
+                        },
                         None => send(0, m, Unit::DescribePortal),
                     }
                 }
@@ -281,6 +333,7 @@ impl Session {
                 match self.statements.portals.get(portal).cloned() {
                     Some(PortalAt::Conn(i)) => send(i, m, Unit::Execute),
                     Some(PortalAt::Txn(cmd)) => self.execute_txn(&cmd),
+                    Some(PortalAt::Local(p)) => Action::RunLocal(p),
                     None => send(self.current_conn(), m, Unit::Execute),
                 }
             }
@@ -288,13 +341,13 @@ impl Session {
                 let (kind, name) = msg::target_of(m).map_err(protocol)?;
                 if kind == b'S' {
                     match self.statements.stmts.remove(name).map(|s| s.kind) {
-                        Some(StmtKind::Txn(_)) => answer(b'3'),
+                        Some(StmtKind::Txn(_) | StmtKind::Planned(_)) => answer(b'3'),
                         _ => send(0, m, Unit::Close),
                     }
                 } else {
                     match self.statements.portals.remove(name) {
                         Some(PortalAt::Conn(i)) => send(i, m, Unit::Close),
-                        Some(PortalAt::Txn(_)) => answer(b'3'),
+                        Some(PortalAt::Txn(_) | PortalAt::Local(_)) => answer(b'3'),
                         None => send(self.current_conn(), m, Unit::Close),
                     }
                 }
@@ -328,13 +381,13 @@ impl Session {
             Decision::Refuse(why) => return Err(CoordError::Unsupported(why)),
             Decision::Plan(catalog, plan) => match *plan {
                 Plan::Shards(sp) => StmtKind::Shard(catalog, Arc::new(sp)),
-                _ => {
+                Plan::CopyIn(_) => {
                     return Err(CoordError::Unsupported(
-                        "pgshard functions, DDL on distributed tables and writes to reference tables in the extended \
-                         query protocol (send them as a simple query)"
+                        "COPY into a distributed table in the extended query protocol (send it as a simple query)"
                             .into(),
                     ));
                 }
+                other => StmtKind::Planned(Arc::new(other)),
             },
         })
     }
@@ -361,6 +414,10 @@ impl Session {
             return Ok(send(0, m, Unit::Bind));
         };
         match &stmt.kind {
+            StmtKind::Planned(plan) => {
+                let (sql, types, plan) = (stmt.sql.clone(), stmt.types.clone(), plan.clone());
+                Ok(self.bind_local(&b, &sql, &types, Some(plan)))
+            }
             StmtKind::Shard(catalog, sp) => {
                 if matches!(self.txn, TxnState::Deferred { failed: true, .. }) {
                     return Ok(Action::Fail(aborted_block()));
@@ -377,11 +434,7 @@ impl Session {
                     Err(e) => return Ok(Action::Fail(e)),
                 };
                 let [shard] = routed.shards.as_slice() else {
-                    return Ok(Action::Fail(CoordError::Unsupported(
-                        "a prepared statement whose parameters reach several shards (send it as a simple query, or \
-                         pin the distribution column to one value)"
-                            .into(),
-                    )));
+                    return Ok(self.bind_local(&b, &stmt.sql, &stmt.types, None));
                 };
                 let (schema, index, node) = (shard.schema_name(), shard.index, shard.node);
                 let conn = match self.conn_to(&catalog, node).await {

@@ -82,8 +82,10 @@ impl Session {
         };
         match done {
             Ok(()) => {
-                let status = self.status().as_byte();
-                msg::ready(status, self.client.out());
+                if !self.extended {
+                    let status = self.status().as_byte();
+                    msg::ready(status, self.client.out());
+                }
                 Ok(())
             }
             Err(e) => self.refuse(e).await,
@@ -201,6 +203,12 @@ impl Session {
             (None, Some(tag)) => msg::command_complete(&tag, out),
             (None, None) => msg::empty(b'I', out),
         }
+        if self.extended {
+            if merged.error.is_some() {
+                self.skip_to_sync();
+            }
+            return Ok(());
+        }
         let status = self.status().as_byte();
         msg::ready(status, self.client.out());
         Ok(())
@@ -215,7 +223,9 @@ impl Session {
             match tag {
                 b'T' if rows && !merged.described && merged.error.is_none() => {
                     merged.described = true;
-                    self.push(&m).await?;
+                    if !self.extended {
+                        self.push(&m).await?;
+                    }
                 }
                 b'D' if rows && merged.error.is_none() => self.push(&m).await?,
                 b'C' if rows => merged.add_tag(msg::command_tag(&m)),

@@ -35,6 +35,7 @@ mod dispatch;
 mod explain;
 mod extended;
 mod fanout;
+mod local;
 mod merge;
 mod msg;
 mod plan;
@@ -94,6 +95,7 @@ pub async fn serve(mut stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>,
         statements: Statements::default(),
         custom_variable: false,
         busy: false,
+        extended: false,
     };
     let reason = session.run(pid, secret, shutdown).await;
     shared.cancels.unregister(pid, secret);
@@ -182,6 +184,9 @@ pub(crate) struct Session {
     custom_variable: bool,
     /// A request is in flight: connections are not at a clean boundary.
     busy: bool,
+    /// A local portal is executing: answers take the extended protocol's form (no
+    /// RowDescription, no ReadyForQuery; an error skips to Sync).
+    extended: bool,
 }
 
 impl Session {
@@ -326,6 +331,10 @@ impl Session {
         msg::error(err, self.client.out());
         if let TxnState::Deferred { failed, .. } = &mut self.txn {
             *failed = true;
+        }
+        if self.extended {
+            self.skip_to_sync();
+            return Ok(());
         }
         let status = self.status().as_byte();
         msg::ready(status, self.client.out());

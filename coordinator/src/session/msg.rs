@@ -102,6 +102,8 @@ pub struct BindMsg<'a> {
     pub values: Vec<Option<&'a [u8]>>,
     /// The rest of the message after the statement name, to rebuild it for another statement.
     pub after_names: &'a [u8],
+    /// Result column format codes (none: all text; one: for all columns).
+    pub result_formats: Vec<i16>,
 }
 
 impl<'a> BindMsg<'a> {
@@ -122,7 +124,12 @@ impl<'a> BindMsg<'a> {
             let len = f.i32()?;
             values.push(if len < 0 { None } else { Some(f.bytes(len as usize)?) });
         }
-        Ok(Self { portal, statement, formats, values, after_names })
+        let nr = f.i16()?.max(0) as usize;
+        let mut result_formats = Vec::with_capacity(nr);
+        for _ in 0..nr {
+            result_formats.push(f.i16()?);
+        }
+        Ok(Self { portal, statement, formats, values, after_names, result_formats })
     }
 
     /// Whether parameter `i` (0-based) is sent in binary.
@@ -267,6 +274,14 @@ pub fn data_row(values: &[Option<&[u8]>], out: &mut BytesMut) {
 /// Appends a Describe of a prepared statement.
 pub fn describe_statement(name: &str, out: &mut BytesMut) {
     frame(b'D', out, |o| {
+        o.put_u8(b'S');
+        put_cstr(o, name);
+    });
+}
+
+/// Appends a Close of a prepared statement.
+pub fn close_statement(name: &str, out: &mut BytesMut) {
+    frame(b'C', out, |o| {
         o.put_u8(b'S');
         put_cstr(o, name);
     });

@@ -1,0 +1,176 @@
+//! Extended-protocol statements the coordinator runs itself: a statement whose Bind reaches
+//! several shards, a pgshard function, DDL on distributed tables, a reference-table write,
+//! EXPLAIN of a distributed statement. At Bind the parameters are written into the text as
+//! literals (text-format parameters only) and the portal is kept here; at Execute the text runs
+//! through the same executor as a simple query, answering in the extended protocol's way (no
+//! RowDescription, no ReadyForQuery; an error skips to Sync). Describe of such a portal asks
+//! PostgreSQL on home for the statement's columns (the shells have the shards' columns).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use pgshard_planner::{Plan, bind_params};
+use tokio_postgres::error::SqlState;
+
+use super::relay::Interrupted;
+use super::route::Decision;
+use super::{Session, msg};
+use crate::error::CoordError;
+
+/// A portal the coordinator runs itself.
+#[derive(Debug)]
+pub struct LocalPortal {
+    /// The prepared statement's text, with its `$n`.
+    pub stmt_sql: String,
+    /// The statement's declared parameter types.
+    pub types: Vec<u32>,
+    /// The text with the bound values written in.
+    pub sql: String,
+    /// The plan of a statement that is not a shard plan (its Describe is known here).
+    pub planned: Option<Arc<Plan>>,
+    /// The client asked for binary results, which the coordinator does not produce.
+    pub binary_results: bool,
+}
+
+const NAME: &str = "pgshard_describe";
+
+/// Describe answers for a statement the coordinator runs itself: ParameterDescription (when
+/// describing the statement), then its columns or NoData.
+pub fn describe_planned(plan: &Plan, sql: &str, types: &[u32], statement: bool) -> Bytes {
+    msg::build(|o| {
+        if statement {
+            let count = placeholders(sql).max(types.len());
+            let described: Vec<u32> = (0..count).map(|i| types.get(i).copied().filter(|t| *t != 0).unwrap_or(25)).collect();
+            msg::parameter_description(&described, o);
+        }
+        match plan {
+            Plan::Function(call) if call.name == "verify_placement" => {
+                msg::row_description(&[("rows_checked", 20), ("rows_misplaced", 20)], o);
+            }
+            Plan::Function(call) => msg::row_description(&[(function_column(&call.name), 2278)], o),
+            Plan::Explain(_) => msg::row_description(&[("QUERY PLAN", 25)], o),
+            _ => msg::empty(b'n', o),
+        }
+    })
+}
+
+fn function_column(name: &str) -> &'static str {
+    match name {
+        "create_distributed_table" => "create_distributed_table",
+        "create_reference_table" => "create_reference_table",
+        _ => "undistribute_table",
+    }
+}
+
+/// The highest `$n` in the text (a rough count: enough for ParameterDescription).
+fn placeholders(sql: &str) -> usize {
+    let b = sql.as_bytes();
+    let mut max = 0;
+    for (i, &c) in b.iter().enumerate() {
+        if c == b'$' {
+            let digits: String = b[i + 1..].iter().take_while(|d| d.is_ascii_digit()).map(|&d| d as char).collect();
+            if let Ok(n) = digits.parse::<usize>() {
+                max = max.max(n);
+            }
+        }
+    }
+    max
+}
+
+impl Session {
+    /// Binds a portal the coordinator runs itself and answers BindComplete.
+    pub(super) fn bind_local(
+        &mut self,
+        b: &msg::BindMsg<'_>,
+        stmt_sql: &str,
+        types: &[u32],
+        planned: Option<Arc<Plan>>,
+    ) -> super::extended::Action {
+        use super::extended::Action;
+        let mut values = Vec::with_capacity(b.values.len());
+        for (i, v) in b.values.iter().enumerate() {
+            if b.is_binary(i) {
+                return Action::Fail(CoordError::Unsupported(
+                    "a binary-format parameter of a statement that reaches several shards or that pgshard runs itself".into(),
+                ));
+            }
+            match v.map(std::str::from_utf8) {
+                None => values.push(None),
+                Some(Ok(text)) => values.push(Some(text.to_owned())),
+                Some(Err(_)) => {
+                    return Action::Fail(CoordError::sql(SqlState::CHARACTER_NOT_IN_REPERTOIRE, "invalid UTF-8 in a parameter"));
+                }
+            }
+        }
+        let sql = match bind_params(stmt_sql, &values) {
+            Ok(s) => s,
+            Err(why) => return Action::Fail(CoordError::sql(SqlState::PROTOCOL_VIOLATION, why)),
+        };
+        let portal = LocalPortal {
+            stmt_sql: stmt_sql.to_owned(),
+            types: types.to_vec(),
+            sql,
+            planned,
+            binary_results: b.result_formats.contains(&1),
+        };
+        self.insert_local_portal(b.portal, Arc::new(portal));
+        Action::Answer(msg::build(|o| msg::empty(b'2', o)))
+    }
+
+    /// Answers a Describe of a local portal's columns with PostgreSQL's own, from home.
+    pub(super) async fn describe_on_home_for_client(&mut self, sql: &str, types: &[u32]) -> Result<(), Interrupted> {
+        let home = self.conns.get(0);
+        msg::parse(NAME, sql, types, &mut home.out);
+        msg::describe_statement(NAME, &mut home.out);
+        msg::close_statement(NAME, &mut home.out);
+        msg::flush(&mut home.out);
+        self.flush_conn(0).await?;
+        self.mark_unsynced(0);
+        loop {
+            let (tag, m) =
+                self.conns.get(0).read().await.map_err(|e| Interrupted::NodeGone { why: e.to_string(), told: false })?;
+            match tag {
+                b'T' | b'n' => self.push(&m).await?,
+                b'E' => {
+                    self.push(&m).await?;
+                    self.skip_to_sync();
+                    return Ok(());
+                }
+                b'3' => return Ok(()),
+                b'N' => self.push(&m).await?,
+                _ => {}
+            }
+        }
+    }
+
+    /// Executes a local portal; returns whether it failed (the request then skips to Sync).
+    pub(super) async fn run_local(&mut self, p: &LocalPortal) -> Result<bool, Interrupted> {
+        self.extended = true;
+        let done = self.run_local_inner(p).await;
+        self.extended = false;
+        done?;
+        Ok(self.skipping())
+    }
+
+    async fn run_local_inner(&mut self, p: &LocalPortal) -> Result<(), Interrupted> {
+        if p.binary_results {
+            let e = CoordError::Unsupported("binary results of a statement that reaches several shards or that pgshard runs itself".into());
+            return self.answer_error(&e).await;
+        }
+        let decision = match self.decide(&p.sql).await {
+            Ok(d) => d,
+            Err(e) => return self.answer_error(&e).await,
+        };
+        match decision {
+            Decision::Plan(catalog, plan) => self.run_plan_simple(catalog, *plan, &p.sql).await,
+            Decision::Refuse(why) => self.answer_error(&CoordError::Unsupported(why)).await,
+            Decision::Home | Decision::Txn(_) => {
+                let e = CoordError::sql(
+                    SqlState::FEATURE_NOT_SUPPORTED,
+                    "the catalog changed since this statement was prepared; prepare it again",
+                );
+                self.answer_error(&e).await
+            }
+        }
+    }
+}
