@@ -5,6 +5,21 @@
 //! NULL. A session that may have defined one is therefore not pooled afterwards. The check is a
 //! conservative scan of the statement text (a false positive only costs a reconnect).
 
+/// Whether SQL text is one session-level setting change (`SET`, `RESET`, `DISCARD`, not `SET
+/// LOCAL` nor `SET TRANSACTION`): what the session repeats on its other data-node connections.
+pub fn is_session_setting(sql: &str) -> bool {
+    let text = sql.trim().trim_end_matches(';').trim_end();
+    if text.contains(';') {
+        return false;
+    }
+    let mut words = text.split_whitespace().map(str::to_ascii_lowercase);
+    match (words.next().as_deref(), words.next().as_deref()) {
+        (Some("set"), Some("local" | "transaction" | "constraints")) => false,
+        (Some("set" | "reset" | "discard"), Some(_)) => true,
+        _ => false,
+    }
+}
+
 /// Whether SQL text may define a custom (dotted) variable.
 pub fn may_define_custom_variable(sql: &[u8]) -> bool {
     contains_ignore_case(sql, b"set_config") || set_of_dotted_name(sql)

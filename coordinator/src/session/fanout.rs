@@ -143,7 +143,11 @@ impl Session {
             return Ok(i);
         }
         let n = catalog.node(node).ok_or(pgshard_catalog::CatalogError::UndefinedNode(node))?;
-        self.conns.open(node, &NodeAddr::of(n), &self.shared.pools, &self.opener).await
+        let i = self.conns.open(node, &NodeAddr::of(n), &self.shared.pools, &self.opener).await?;
+        for sql in self.settings.clone() {
+            self.apply_setting(i, &sql).await.map_err(|_| CoordError::NodeLost("while applying session settings".into()))?;
+        }
+        Ok(i)
     }
 
     /// Sends each node its statements (`;`-separated) in one Query and merges the answers. A

@@ -95,6 +95,8 @@ pub async fn serve(mut stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>,
         statements: Statements::default(),
         custom_variable: false,
         busy: false,
+        settings: Vec::new(),
+        last_query_failed: false,
         extended: false,
     };
     let reason = session.run(pid, secret, shutdown).await;
@@ -184,6 +186,11 @@ pub(crate) struct Session {
     custom_variable: bool,
     /// A request is in flight: connections are not at a clean boundary.
     busy: bool,
+    /// Session-level settings run on home (SET, RESET, DISCARD), in order: repeated on the
+    /// session's other data-node connections, and on each one it opens later.
+    settings: Vec<String>,
+    /// The last Query sent with `send_query` ended in an error.
+    last_query_failed: bool,
     /// A local portal is executing: answers take the extended protocol's form (no
     /// RowDescription, no ReadyForQuery; an error skips to Sync).
     extended: bool,

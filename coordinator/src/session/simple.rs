@@ -67,7 +67,15 @@ impl Session {
                     return self.answer_error(&aborted_block()).await;
                 }
                 let i = self.current_conn();
-                self.send_query(i, &m).await
+                self.send_query(i, &m).await?;
+                if !self.last_query_failed
+                    && matches!(self.txn, TxnState::Idle)
+                    && crate::guc::is_session_setting(sql)
+                {
+                    let sql = sql.to_owned();
+                    self.spread_setting(i, sql).await?;
+                }
+                Ok(())
             }
         }
     }
@@ -81,7 +89,39 @@ impl Session {
         self.conns.get(i).out.extend_from_slice(m);
         owed.push(Unit::Query, true);
         self.exchange(i, &mut owed).await?;
+        self.last_query_failed = owed.last_error.is_some();
         self.settle_txn();
+        Ok(())
+    }
+
+    /// Repeats a setting that succeeded on connection `done` on the session's other
+    /// connections (their answers, ParameterStatus included, are not the client's) and keeps
+    /// it for connections opened later.
+    async fn spread_setting(&mut self, done: usize, sql: String) -> Result<(), Interrupted> {
+        for j in 0..self.conns.len() {
+            if j != done {
+                self.apply_setting(j, &sql).await?;
+            }
+        }
+        if sql.trim_start().to_ascii_lowercase().starts_with("discard") {
+            // DISCARD ALL / PLANS dropped the statements the session prepared on its nodes.
+            for j in 0..self.conns.len() {
+                self.conns.get(j).prepared.clear();
+            }
+        }
+        self.settings.push(sql);
+        Ok(())
+    }
+
+    /// Runs a setting on connection `j`; a node that refuses it is logged, not fatal.
+    pub(super) async fn apply_setting(&mut self, j: usize, sql: &str) -> Result<(), Interrupted> {
+        let mut merged = super::fanout::Merged::default();
+        msg::query(sql, &mut self.conns.get(j).out);
+        self.flush_conn(j).await?;
+        self.read_answer(j, &mut merged, false).await?;
+        if merged.error.is_some() {
+            tracing::warn!(node = %self.conns.get(j).node, setting = sql, "a data node refused a session setting");
+        }
         Ok(())
     }
 
