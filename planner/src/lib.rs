@@ -33,7 +33,7 @@ pub use function::{ArgValue, FunctionCall};
 pub use insert::{InsertSplit, RowSpan};
 pub use merge::{Limit, MergeStep, MultiShard, SortKey};
 pub use params::bind_params;
-pub use plan::{CopyIn, Explain, Plan, plan_sql};
+pub use plan::{CopyFormat, CopyIn, Explain, Plan, plan_sql};
 pub use route::{DistKey, RelationKind, Relations};
 pub use shard::{ShardPlan, StmtKind, Targets};
 pub use template::ShardTemplate;

@@ -70,6 +70,33 @@ pub struct CopyIn {
     pub columns: Option<Vec<String>>,
     /// Position of the distribution column among the fields of a line.
     pub dist_index: usize,
+    /// How lines are written.
+    pub format: CopyFormat,
+}
+
+/// The COPY formats the coordinator splits by shard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CopyFormat {
+    /// Text: `delimiter`-separated fields with backslash escapes; `null` is NULL.
+    Text {
+        /// Field delimiter (tab by default).
+        delimiter: char,
+        /// The NULL marker (`\N` by default).
+        null: String,
+    },
+    /// CSV: quoted fields may hold delimiters and newlines; an unquoted `null` is NULL.
+    Csv {
+        /// Field delimiter (`,` by default).
+        delimiter: char,
+        /// Quote character (`"` by default).
+        quote: char,
+        /// Escape character inside quotes (the quote by default).
+        escape: char,
+        /// The NULL marker (empty by default).
+        null: String,
+        /// The first line is a header: the coordinator skips it.
+        header: bool,
+    },
 }
 
 impl CopyIn {
@@ -80,7 +107,20 @@ impl CopyIn {
             Some(c) => format!(" ({})", c.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ")),
             None => String::new(),
         };
-        format!("COPY {}.{}{cols} FROM STDIN", quote(schema), quote(&self.table))
+        let lit = |s: &str| format!("'{}'", s.replace('\'', "''"));
+        let options = match &self.format {
+            CopyFormat::Text { delimiter, null } => {
+                format!("FORMAT text, DELIMITER {}, NULL {}", lit(&delimiter.to_string()), lit(null))
+            }
+            CopyFormat::Csv { delimiter, quote: q, escape, null, .. } => format!(
+                "FORMAT csv, DELIMITER {}, QUOTE {}, ESCAPE {}, NULL {}",
+                lit(&delimiter.to_string()),
+                lit(&q.to_string()),
+                lit(&escape.to_string()),
+                lit(null)
+            ),
+        };
+        format!("COPY {}.{}{cols} FROM STDIN ({options})", quote(schema), quote(&self.table))
     }
 }
 
@@ -300,7 +340,41 @@ fn copy(stmt: &Statement, source: &CopySource, to: bool, src: &Source<'_>, rels:
     }
 }
 
-/// COPY into a distributed table: text format from STDIN with default options only.
+/// The format options of a COPY into a distributed table: text or CSV with their delimiter,
+/// NULL marker, quote, escape and header; other options are refused.
+fn copy_format(options: &[sqlparser::ast::CopyOption]) -> Result<CopyFormat, String> {
+    use sqlparser::ast::CopyOption as O;
+    let mut csv = false;
+    let (mut delimiter, mut null, mut quote, mut escape, mut header) = (None, None, None, None, false);
+    for o in options {
+        match o {
+            O::Format(f) if f.value.eq_ignore_ascii_case("text") => csv = false,
+            O::Format(f) if f.value.eq_ignore_ascii_case("csv") => csv = true,
+            O::Delimiter(c) => delimiter = Some(*c),
+            O::Null(s) => null = Some(s.clone()),
+            O::Quote(c) => quote = Some(*c),
+            O::Escape(c) => escape = Some(*c),
+            O::Header(h) => header = *h,
+            other => return Err(format!("COPY into a distributed table with the option {other}")),
+        }
+    }
+    if csv {
+        let quote = quote.unwrap_or('"');
+        Ok(CopyFormat::Csv {
+            delimiter: delimiter.unwrap_or(','),
+            quote,
+            escape: escape.unwrap_or(quote),
+            null: null.unwrap_or_default(),
+            header,
+        })
+    } else if quote.is_some() || escape.is_some() || header {
+        Err("COPY into a distributed table with QUOTE, ESCAPE or HEADER in text format".into())
+    } else {
+        Ok(CopyFormat::Text { delimiter: delimiter.unwrap_or('\t'), null: null.unwrap_or_else(|| "\\N".into()) })
+    }
+}
+
+/// COPY into a distributed table: text or CSV from STDIN.
 #[allow(clippy::too_many_arguments, reason = "the parts of one COPY statement")]
 fn copy_in(
     stmt: &Statement,
@@ -321,14 +395,13 @@ fn copy_in(
     if !matches!(target, sqlparser::ast::CopyTarget::Stdin) {
         return Plan::Unsupported("COPY of a distributed table from a file or program (use FROM STDIN)".into());
     }
-    let plain = options
-        .iter()
-        .all(|o| matches!(o, sqlparser::ast::CopyOption::Format(f) if f.value.eq_ignore_ascii_case("text")));
-    if !plain || !legacy_options.is_empty() {
-        return Plan::Unsupported(
-            "COPY into a distributed table with options (only the default text format is supported)".into(),
-        );
+    if !legacy_options.is_empty() {
+        return Plan::Unsupported("COPY into a distributed table with pre-9.0 options".into());
     }
+    let format = match copy_format(options) {
+        Ok(f) => f,
+        Err(why) => return Plan::Unsupported(why),
+    };
     let listed: Option<Vec<String>> = (!columns.is_empty()).then(|| columns.iter().map(crate::route::fold).collect());
     let fields = match &listed {
         Some(l) => l.clone(),
@@ -338,7 +411,7 @@ fn copy_in(
         },
     };
     match fields.iter().position(|c| c == dist_column) {
-        Some(dist_index) => Plan::CopyIn(CopyIn { group, table: name.to_owned(), columns: listed, dist_index }),
+        Some(dist_index) => Plan::CopyIn(CopyIn { group, table: name.to_owned(), columns: listed, dist_index, format }),
         None => Plan::Unsupported(format!(
             "COPY into \"{name}\" without its distribution column \"{dist_column}\""
         )),

@@ -68,7 +68,22 @@ fn copy_from_stdin_splits_rows_by_shard() {
     assert_eq!(ok(&["-c", "SELECT count(*) FROM cp WHERE id = 7001"]), "0");
 
     assert_eq!(ok(&["-c", "SELECT verify_placement('cp')"]), "3003|0");
-    // Options other than the text format are refused, not misread.
-    let (success, _, err) = psql(&port, &["-c", &format!("\\copy cp FROM '{}' WITH (FORMAT csv)", rows.display())], None);
-    assert!(!success && err.contains("only the default text format"), "{err}");
+
+    // CSV with a header, quoted fields holding the delimiter and a newline, NULLs.
+    let csv = dir.path().join("rows.csv");
+    std::fs::write(&csv, "id,v,n\n8001,\"a, b\",1\n8002,\"two\nlines\",\n\"8003\",\"\",3\n").unwrap();
+    assert_eq!(ok(&["-c", &format!("\\copy cp FROM '{}' WITH (FORMAT csv, HEADER true)", csv.display())]), "COPY 3");
+    assert_eq!(
+        ok(&["-c", "SELECT id, v, coalesce(n, -1), v IS NULL FROM cp WHERE id > 8000 ORDER BY id"]),
+        "8001|a, b|1|f\n8002|two\nlines|-1|f\n8003||3|f"
+    );
+    // Text with another delimiter and NULL marker.
+    let piped = dir.path().join("piped.txt");
+    std::fs::write(&piped, "9001|x|nil\n9002|nil|4\n").unwrap();
+    assert_eq!(ok(&["-c", &format!("\\copy cp FROM '{}' WITH (DELIMITER '|', NULL 'nil')", piped.display())]), "COPY 2");
+    assert_eq!(ok(&["-c", "SELECT count(*) FROM cp WHERE id > 9000 AND (n IS NULL OR v IS NULL)"]), "2");
+    assert_eq!(ok(&["-c", "SELECT verify_placement('cp')"]), "3008|0");
+    // Binary COPY is refused, not misread.
+    let (success, _, err) = psql(&port, &["-c", &format!("\\copy cp FROM '{}' WITH (FORMAT binary)", rows.display())], None);
+    assert!(!success && err.contains("FORMAT binary"), "{err}");
 }

@@ -81,9 +81,85 @@ fn unescape(raw: &[u8]) -> Vec<u8> {
     out
 }
 
+fn missing_data() -> CoordError {
+    CoordError::sql(SqlState::BAD_COPY_FILE_FORMAT, "missing data for the distribution column")
+}
+
+/// Hashes the distribution value in field `position` of a COPY text line with a custom
+/// delimiter and NULL marker; `None` for NULL.
+fn text_hash(line: &[u8], position: usize, ty: DistType, delimiter: u8, null: &[u8]) -> Result<Option<u64>, CoordError> {
+    let raw = line.split(|&b| b == delimiter).nth(position).ok_or_else(missing_data)?;
+    if raw == null {
+        return Ok(None);
+    }
+    hash_value(Some(unescape(raw)), ty)
+}
+
+/// The `index`-th field of a CSV record: `None` when missing, `Some(None)` for NULL (an
+/// unquoted `null` marker), else the unquoted bytes.
+fn csv_field(record: &[u8], index: usize, delimiter: u8, quote: u8, escape: u8, null: &[u8]) -> Option<Option<Vec<u8>>> {
+    let mut field = 0;
+    let mut i = 0;
+    loop {
+        let mut value = Vec::new();
+        let (mut quoted, mut was_quoted) = (false, false);
+        while i < record.len() {
+            let b = record[i];
+            if quoted && b == escape && record.get(i + 1) == Some(&quote) {
+                value.push(quote);
+                i += 2;
+                continue;
+            }
+            if b == quote {
+                quoted = !quoted;
+                was_quoted = true;
+            } else if b == delimiter && !quoted {
+                break;
+            } else {
+                value.push(b);
+            }
+            i += 1;
+        }
+        if field == index {
+            return Some((was_quoted || value != null).then_some(value));
+        }
+        if i >= record.len() {
+            return None;
+        }
+        i += 1;
+        field += 1;
+    }
+}
+
+#[cfg(test)]
+mod csv_tests {
+    use super::*;
+
+    #[test]
+    fn csv_fields_with_quotes_delimiters_and_nulls() {
+        let rec = br#"1,"a,b","say ""hi""",,"""#;
+        let f = |i| csv_field(rec, i, b',', b'"', b'"', b"");
+        assert_eq!(f(0), Some(Some(b"1".to_vec())));
+        assert_eq!(f(1), Some(Some(b"a,b".to_vec())));
+        assert_eq!(f(2), Some(Some(br#"say "hi""#.to_vec())));
+        assert_eq!(f(3), Some(None), "an unquoted empty field is NULL");
+        assert_eq!(f(4), Some(Some(Vec::new())), "a quoted empty field is an empty string");
+        assert_eq!(f(5), None);
+        assert_eq!(csv_field(br#""x\"y";2"#, 0, b';', b'"', b'\\', b""), Some(Some(br#"x"y"#.to_vec())));
+    }
+}
+
+fn hash_value(value: Option<Vec<u8>>, ty: DistType) -> Result<Option<u64>, CoordError> {
+    let Some(value) = value else { return Ok(None) };
+    let text = String::from_utf8(value)
+        .map_err(|_| CoordError::sql(SqlState::CHARACTER_NOT_IN_REPERTOIRE, "distribution value is not UTF-8"))?;
+    let value = DistValue::from_text(ty, &text).map_err(|e| CoordError::sql(e.code(), e.to_string()))?;
+    Ok(Some(value.hash()))
+}
+
 /// Hashes the distribution value in field `position` of a COPY line; `None` for NULL.
 pub(crate) fn line_hash(line: &[u8], position: usize, ty: DistType) -> Result<Option<u64>, CoordError> {
-    let bad_line = || CoordError::sql(SqlState::INTERNAL_ERROR, "COPY line has too few fields");
+    let bad_line = || CoordError::sql(SqlState::BAD_COPY_FILE_FORMAT, "COPY line has too few fields");
     let Some(value) = field(line, position).ok_or_else(bad_line)? else { return Ok(None) };
     let text = String::from_utf8(value)
         .map_err(|_| CoordError::sql(SqlState::CHARACTER_NOT_IN_REPERTOIRE, "distribution value is not UTF-8"))?;
@@ -97,16 +173,37 @@ pub(crate) fn shard_for(shards: &[Shard], hash: u64) -> Option<usize> {
     shards.get(i).filter(|s| s.contains(hash)).map(|_| i)
 }
 
+/// How the lines of a COPY stream are written.
+#[derive(Debug, Clone)]
+pub(crate) enum LineFormat {
+    /// Text: `delimiter`-separated, backslash escapes, `null` marks NULL.
+    Text { delimiter: u8, null: Vec<u8> },
+    /// CSV: quoted fields may hold delimiters and newlines; an unquoted `null` is NULL; a
+    /// header line is dropped.
+    Csv { delimiter: u8, quote: u8, escape: u8, null: Vec<u8>, header: bool },
+}
+
+impl Default for LineFormat {
+    fn default() -> Self {
+        LineFormat::Text { delimiter: b'\t', null: b"\\N".to_vec() }
+    }
+}
+
 /// Splits a COPY stream into lines and keeps each in its shard's buffer.
 pub(crate) struct ShardRouter<'a> {
     shards: &'a [Shard],
     ty: DistType,
     position: usize,
+    format: LineFormat,
+    /// CSV: where the scan for the current record's end stopped, and whether inside quotes.
+    scanned: usize,
+    quoted: bool,
     buffers: Vec<BytesMut>,
     buffered: usize,
     carry: BytesMut,
     /// Rows routed so far.
     pub rows: u64,
+    header_done: bool,
 }
 
 impl<'a> ShardRouter<'a> {
@@ -120,15 +217,80 @@ impl<'a> ShardRouter<'a> {
             buffered: 0,
             carry: BytesMut::new(),
             rows: 0,
+            format: LineFormat::default(),
+            scanned: 0,
+            quoted: false,
+            header_done: false,
+        }
+    }
+
+    /// Reads lines in `format` instead of the default text format.
+    pub fn with_format(mut self, format: LineFormat) -> Self {
+        self.format = format;
+        self
+    }
+
+    /// The length of the next complete record in `carry` (its newline included).
+    fn next_record(&mut self) -> Option<usize> {
+        match self.format {
+            LineFormat::Text { .. } => self.carry.iter().position(|&b| b == b'\n').map(|end| end + 1),
+            LineFormat::Csv { quote, escape, .. } => {
+                let mut i = self.scanned;
+                while i < self.carry.len() {
+                    let b = self.carry[i];
+                    if self.quoted {
+                        if b == escape && escape != quote && self.carry.get(i + 1) == Some(&quote) {
+                            i += 2;
+                            continue;
+                        }
+                        if b == quote {
+                            self.quoted = false;
+                        }
+                    } else if b == quote {
+                        self.quoted = true;
+                    } else if b == b'\n' {
+                        self.scanned = 0;
+                        return Some(i + 1);
+                    }
+                    i += 1;
+                }
+                self.scanned = i;
+                None
+            }
+        }
+    }
+
+    /// The hash of the distribution value of one record (without its newline).
+    fn record_hash(&self, record: &[u8]) -> Result<Option<u64>, CoordError> {
+        match &self.format {
+            LineFormat::Text { delimiter, null } => text_hash(record, self.position, self.ty, *delimiter, null),
+            LineFormat::Csv { delimiter, quote, escape, null, .. } => {
+                let record = record.strip_suffix(b"\r").unwrap_or(record);
+                let value = csv_field(record, self.position, *delimiter, *quote, *escape, null).ok_or_else(missing_data)?;
+                hash_value(value, self.ty)
+            }
         }
     }
 
     /// Routes every complete line of `chunk` (a partial last line waits for the next chunk).
     pub fn route(&mut self, chunk: &[u8]) -> Result<(), CoordError> {
         self.carry.extend_from_slice(chunk);
-        while let Some(end) = self.carry.iter().position(|&b| b == b'\n') {
-            let line = self.carry.split_to(end + 1);
-            let hash = line_hash(&line[..end], self.position, self.ty)?.ok_or_else(|| {
+        while let Some(len) = self.next_record() {
+            let line = self.carry.split_to(len);
+            let end = len - 1;
+            if let LineFormat::Csv { header: true, .. } = self.format
+                && self.rows == 0
+                && !self.header_done
+            {
+                self.header_done = true;
+                continue;
+            }
+            if matches!(self.format, LineFormat::Text { .. }) && &line[..end] == b"\\." {
+                // The end-of-data marker of the old protocol: nothing after it counts.
+                self.carry.clear();
+                break;
+            }
+            let hash = self.record_hash(&line[..end])?.ok_or_else(|| {
                 CoordError::sql(
                     SqlState::NOT_NULL_VIOLATION,
                     "cannot perform an INSERT with NULL in the partition column",

@@ -8,14 +8,14 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use pgshard_catalog::{CatalogSnapshot, ColocationId, NodeId};
-use pgshard_planner::CopyIn;
+use pgshard_planner::{CopyFormat, CopyIn};
 use tokio_postgres::error::SqlState;
 
 use super::fanout::{Merged, multi_node_in_block};
 use super::relay::Interrupted;
 use super::txn::TxnState;
 use super::{Session, msg};
-use crate::distribute::copy::ShardRouter;
+use crate::distribute::copy::{LineFormat, ShardRouter};
 use crate::error::CoordError;
 
 impl Session {
@@ -51,7 +51,7 @@ impl Session {
         }))
         .await?;
         self.client.flush().await.map_err(|_| Interrupted::ClientGone)?;
-        let mut router = ShardRouter::new(shards, g.dist_type, plan.dist_index);
+        let mut router = ShardRouter::new(shards, g.dist_type, plan.dist_index).with_format(line_format(&plan.format));
         let mut rows = 0u64;
         let mut failure: Option<Bytes> = None;
         loop {
@@ -169,5 +169,21 @@ impl Session {
                 _ => {}
             }
         }
+    }
+}
+
+/// The router's view of a COPY's format (delimiters and quotes are single bytes, as
+/// PostgreSQL requires).
+fn line_format(format: &CopyFormat) -> LineFormat {
+    let byte = |c: &char| u8::try_from(u32::from(*c)).unwrap_or(b'?');
+    match format {
+        CopyFormat::Text { delimiter, null } => LineFormat::Text { delimiter: byte(delimiter), null: null.as_bytes().to_vec() },
+        CopyFormat::Csv { delimiter, quote, escape, null, header } => LineFormat::Csv {
+            delimiter: byte(delimiter),
+            quote: byte(quote),
+            escape: byte(escape),
+            null: null.as_bytes().to_vec(),
+            header: *header,
+        },
     }
 }

@@ -135,12 +135,18 @@ fn statements_wrapping_queries_run_on_the_default_node_only_for_default_node_que
     refused("EXPLAIN SELECT * FROM orders a JOIN orders b ON a.o_id = b.o_id", "not on their distribution columns");
     refused("PREPARE p AS UPDATE item SET i_price = 0", "EXPLAIN or PREPARE of a statement");
     refused("COPY orders TO STDOUT", "COPY ... TO of a distributed table");
-    refused("COPY orders FROM STDIN (FORMAT csv)", "only the default text format");
+    refused("COPY orders FROM STDIN (FORMAT binary)", "the option FORMAT binary");
+    refused("COPY orders FROM STDIN (HEADER true)", "in text format");
     refused("COPY orders FROM '/tmp/x'", "from a file or program");
     refused("COPY orders (o_id) FROM STDIN", "without its distribution column \"o_w_id\"");
     let copy = planned("COPY orders (o_id, o_w_id) FROM STDIN");
     assert!(copy.starts_with("copy in group") && copy.contains("field 1:"), "{copy}");
-    assert!(copy.ends_with("COPY \"<shard>\".\"orders\" (\"o_id\", \"o_w_id\") FROM STDIN"), "{copy}");
+    assert!(
+        copy.ends_with("COPY \"<shard>\".\"orders\" (\"o_id\", \"o_w_id\") FROM STDIN (FORMAT text, DELIMITER '\t', NULL '\\N')"),
+        "{copy}"
+    );
+    let csv = planned("COPY orders (o_w_id, o_id) FROM STDIN WITH (FORMAT csv, HEADER true, DELIMITER ';')");
+    assert!(csv.ends_with("FROM STDIN (FORMAT csv, DELIMITER ';', QUOTE '\"', ESCAPE '\"', NULL '')"), "{csv}");
     refused("COPY (SELECT * FROM orders) TO STDOUT", "COPY (query) of a statement");
     refused("CREATE VIEW v AS SELECT * FROM orders", "a view over the distributed table \"orders\"");
     refused("CREATE TABLE t AS SELECT * FROM customer", "CREATE TABLE ... AS over the distributed table \"customer\"");
