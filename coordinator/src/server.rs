@@ -131,6 +131,7 @@ impl Coordinator {
     pub async fn serve(self, stop: impl std::future::Future<Output = ()>) {
         let (tx, rx) = watch::channel(false);
         let mut sessions = JoinSet::new();
+        let recovery = tokio::spawn(recover_periodically(self.shared.clone()));
         tokio::pin!(stop);
         loop {
             tokio::select! {
@@ -149,6 +150,7 @@ impl Coordinator {
             }
         }
         drop(self.listener);
+        recovery.abort();
         let _ = tx.send(true);
         let grace = Duration::from_secs(self.shared.config.shutdown_grace_secs);
         tracing::info!(sessions = sessions.len(), grace_secs = grace.as_secs(), "shutting down");
@@ -159,6 +161,23 @@ impl Coordinator {
         }
         self.shared.pools.close_idle();
         tracing::info!("coordinator stopped");
+    }
+}
+
+/// How often prepared transactions left by a cut-short placement or DDL are settled.
+const RECOVERY_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Settles leftover prepared transactions at start and then every [`RECOVERY_INTERVAL`].
+async fn recover_periodically(shared: Arc<Shared>) {
+    loop {
+        match crate::distribute::recover_everywhere(&shared).await {
+            Ok((0, 0)) => {}
+            Ok((committed, rolled_back)) => {
+                tracing::info!(committed, rolled_back, "settled prepared transactions left by an interrupted operation");
+            }
+            Err(e) => tracing::debug!(error = %e, "prepared-transaction recovery did not run"),
+        }
+        tokio::time::sleep(RECOVERY_INTERVAL).await;
     }
 }
 
