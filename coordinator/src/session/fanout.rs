@@ -99,6 +99,10 @@ impl Session {
         };
         if let [shard] = routed.shards.as_slice() {
             let sql = sp.single.render(Some(&shard.schema_name()));
+            if self.extended {
+                // A local portal answers in the extended protocol's form.
+                return self.fan_out(catalog, vec![(shard.node, sql)], sp.kind != StmtKind::Select, true).await;
+            }
             let i = match self.conn_to(catalog, shard.node).await {
                 Ok(i) => i,
                 Err(e) => return self.refuse(e).await,
