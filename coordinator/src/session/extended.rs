@@ -434,6 +434,22 @@ impl Session {
                     Err(e) => return Ok(Action::Fail(e)),
                 };
                 let [shard] = routed.shards.as_slice() else {
+                    // Rows of every shard, concatenated: each shard binds the client's own
+                    // parameters (any format); otherwise the values are written into the text.
+                    if let (Ok(multi), true) = (&sp.multi, sp.kind != pgshard_planner::StmtKind::Insert)
+                        && matches!(multi.merge, pgshard_planner::MergeStep::Concat)
+                    {
+                        let statements =
+                            routed.shards.iter().map(|s| (s.node, multi.fragment.render(Some(&s.schema_name())))).collect();
+                        let bound = local::Bound {
+                            catalog: catalog.clone(),
+                            statements,
+                            types: stmt.types.clone(),
+                            after_names: Bytes::copy_from_slice(b.after_names),
+                            write: sp.kind != pgshard_planner::StmtKind::Select,
+                        };
+                        return Ok(self.bind_local_bound(&b, &stmt.sql, bound));
+                    }
                     return Ok(self.bind_local(&b, &stmt.sql, &stmt.types, None));
                 };
                 let (schema, index, node) = (shard.schema_name(), shard.index, shard.node);

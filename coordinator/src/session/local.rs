@@ -9,10 +9,13 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use pgshard_catalog::{CatalogSnapshot, NodeId};
 use pgshard_planner::{Plan, bind_params};
 use tokio_postgres::error::SqlState;
 
+use super::fanout::{Merged, multi_node_in_block};
 use super::relay::Interrupted;
+use super::txn::TxnState;
 use super::route::Decision;
 use super::{Session, msg};
 use crate::error::CoordError;
@@ -30,6 +33,24 @@ pub struct LocalPortal {
     pub planned: Option<Arc<Plan>>,
     /// The client asked for binary results, which the coordinator does not produce.
     pub binary_results: bool,
+    /// Rows of several shards concatenated: each shard binds the client's parameters itself.
+    pub bound: Option<Bound>,
+}
+
+/// A statement whose shards each run it with the client's own Bind (parameters and result
+/// formats as sent, binary included).
+#[derive(Debug)]
+pub struct Bound {
+    /// The catalog the statement was routed with.
+    pub catalog: Arc<CatalogSnapshot>,
+    /// Each target shard's node and statement.
+    pub statements: Vec<(NodeId, String)>,
+    /// The statement's declared parameter types.
+    pub types: Vec<u32>,
+    /// The client's Bind after the portal and statement names.
+    pub after_names: Bytes,
+    /// An UPDATE or DELETE: committed on every node or on none.
+    pub write: bool,
 }
 
 const NAME: &str = "pgshard_describe";
@@ -112,9 +133,80 @@ impl Session {
             sql,
             planned,
             binary_results: b.result_formats.contains(&1),
+            bound: None,
         };
         self.insert_local_portal(b.portal, Arc::new(portal));
         Action::Answer(msg::build(|o| msg::empty(b'2', o)))
+    }
+
+    /// Binds a portal whose shards each take the client's Bind, and answers BindComplete.
+    pub(super) fn bind_local_bound(&mut self, b: &msg::BindMsg<'_>, stmt_sql: &str, bound: Bound) -> super::extended::Action {
+        let portal = LocalPortal {
+            stmt_sql: stmt_sql.to_owned(),
+            types: bound.types.clone(),
+            sql: String::new(),
+            planned: None,
+            binary_results: false,
+            bound: Some(bound),
+        };
+        self.insert_local_portal(b.portal, Arc::new(portal));
+        super::extended::Action::Answer(msg::build(|o| msg::empty(b'2', o)))
+    }
+
+    /// Runs a bound portal: on each node, Parse/Bind/Execute of every shard's statement and one
+    /// Sync, nodes in parallel; rows stream to the client, counts are summed. A write on several
+    /// nodes runs in a transaction per node, committed only when all succeeded.
+    async fn run_bound(&mut self, bound: &Bound) -> Result<(), Interrupted> {
+        if !matches!(self.txn, TxnState::Idle) {
+            return self.answer_error(&multi_node_in_block("a statement over several shards")).await;
+        }
+        let mut per_node: Vec<(NodeId, usize, Vec<&str>)> = Vec::new();
+        for (node, sql) in &bound.statements {
+            match per_node.iter_mut().find(|(n, _, _)| n == node) {
+                Some((_, _, list)) => list.push(sql),
+                None => {
+                    let i = match self.conn_to(&bound.catalog, *node).await {
+                        Ok(i) => i,
+                        Err(e) => return self.answer_error(&e).await,
+                    };
+                    per_node.push((*node, i, vec![sql]));
+                }
+            }
+        }
+        let wrap = bound.write && per_node.len() > 1;
+        let mut merged = Merged::default();
+        for (_, i, list) in &per_node {
+            let out = &mut self.conns.get(*i).out;
+            if wrap {
+                msg::query("BEGIN", out);
+            }
+            for sql in list {
+                msg::parse("", sql, &bound.types, out);
+                msg::bind_with("", "", &bound.after_names, out);
+                msg::execute("", out);
+            }
+            msg::sync(out);
+            self.flush_conn(*i).await?;
+        }
+        for (_, i, _) in &per_node {
+            if wrap {
+                let mut ignored = Merged::default();
+                self.read_answer(*i, &mut ignored, false).await?;
+            }
+            self.read_answer(*i, &mut merged, true).await?;
+        }
+        if wrap {
+            let end = if merged.error.is_none() { "COMMIT" } else { "ROLLBACK" };
+            for (_, i, _) in &per_node {
+                if self.conns.get(*i).status == b'I' {
+                    continue;
+                }
+                msg::query(end, &mut self.conns.get(*i).out);
+                self.flush_conn(*i).await?;
+                self.read_answer(*i, &mut merged, false).await?;
+            }
+        }
+        self.finish_merged(&merged)
     }
 
     /// Answers a Describe of a local portal's columns with PostgreSQL's own, from home.
@@ -153,6 +245,9 @@ impl Session {
     }
 
     async fn run_local_inner(&mut self, p: &LocalPortal) -> Result<(), Interrupted> {
+        if let Some(bound) = &p.bound {
+            return self.run_bound(bound).await;
+        }
         if p.binary_results {
             let e = CoordError::Unsupported("binary results of a statement that reaches several shards or that pgshard runs itself".into());
             return self.answer_error(&e).await;
