@@ -135,9 +135,13 @@ impl Session {
                 }
                 self.fan_out(catalog, per_node, write, true).await
             }
-            MergeStep::Sort { .. } | MergeStep::Final(_) => {
+            MergeStep::Sort { keys, limit, offset, junk } => {
+                if self.sort_merge(catalog, multi, keys, *limit, *offset, *junk, &routed.shards).await? {
+                    return Ok(());
+                }
                 self.merge_on_home(catalog, multi, &routed.shards).await
             }
+            MergeStep::Final(_) => self.merge_on_home(catalog, multi, &routed.shards).await,
         }
     }
 

@@ -304,7 +304,7 @@ fn param_limit() -> CoordError {
 
 /// A statement's text made fit to nest in parentheses or follow INSERT: without its final
 /// semicolons, and on lines of its own (a trailing `--` comment must not swallow what follows).
-fn inner(sql: &str) -> String {
+pub(super) fn inner(sql: &str) -> String {
     format!("\n{}\n", sql.trim_end_matches(|c: char| c == ';' || c.is_whitespace()))
 }
 

@@ -42,6 +42,7 @@ mod plan;
 mod relay;
 mod route;
 mod simple;
+mod sortmerge;
 mod txn;
 
 use client::{ClientIo, READ_CHUNK};
