@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "in a test a failed unwrap is a failed assertion")]
 
 #[path = "protocol_exact/wire.rs"]
+#[allow(dead_code, reason = "shared with protocol_exact, which uses every builder")]
 mod wire;
 
 use pgshard_tests::raw::{Msg, RawClient, tags};
