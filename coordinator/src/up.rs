@@ -65,8 +65,10 @@ impl LocalServers {
             // Two-phase commit needs prepared-transaction slots on every data node.
             ("max_prepared_transactions", "200"),
         ];
-        let mut nodes = Vec::with_capacity(count);
-        for i in 1..=count {
+        let mut nodes = Vec::with_capacity(count + 1);
+        // dn0 is the default node: ordinary tables, the shells of distributed tables and the
+        // reference tables, where introspection is answered; dn1..dnN hold the shards.
+        for i in 0..=count {
             nodes.push(PgInstance::start(&bins, instance(&dir, &format!("dn{i}"), opts.fast, &node_settings)?)?);
         }
         Ok(Self { _lock: lock, meta, nodes, dir })

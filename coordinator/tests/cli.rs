@@ -148,7 +148,8 @@ fn up_creates_stops_cleanly_and_brings_data_back() {
     assert!(!ok && err.contains("duplicate key value violates unique constraint \"kept_pkey\""), "{err}");
     let (_, prepared, _) = psql(port, "SHOW max_prepared_transactions");
     assert_eq!(prepared.trim(), "200");
-    assert_eq!(processes_using(&data).len(), 3, "{:?}", processes_using(&data));
+    // The metadata server, the default node dn0 and the two shard nodes.
+    assert_eq!(processes_using(&data).len(), 4, "{:?}", processes_using(&data));
     // A second `up` on the same directory is refused, and leaves the running cluster alone.
     let other_port = free_port().unwrap().to_string();
     let second = Command::new(BIN).args(["up", "--port", &other_port, "--dir", &data_arg]).output().unwrap();
@@ -299,7 +300,7 @@ fn up_runs_as_a_normal_user() {
     cmd.args(["up", "--data-nodes", "1", "--port", &port.to_string(), "--dir", &data.to_string_lossy()]);
     let mut up = Running::spawn_command(cmd);
     up.wait_for("connect with:", Duration::from_secs(120));
-    let (ok, rows, err) = psql(port, "SELECT current_setting('data_directory') LIKE '%/dn1'");
+    let (ok, rows, err) = psql(port, "SELECT current_setting('data_directory') LIKE '%/dn0'");
     assert!(ok, "{err}");
     assert_eq!(rows, "t\n");
     up.signal("TERM");

@@ -142,12 +142,16 @@ fn distributes_verifies_and_undistributes() {
             );
         }
         // Shards keep the user's constraint and index names, and their checks.
-        let shard = catalog.shards_of(group)[0].schema_name();
+        // (Node ids follow the servers' order; the default node holds no shard.)
+        let first = &catalog.shards_of(group)[0];
+        assert!(!catalog.node(first.node).unwrap().is_default, "shards stay off the default node");
+        let holder = env.node(first.node.0 as usize).await;
+        let shard = first.schema_name();
         let names = format!(
             "SELECT string_agg(conname::text, ',' ORDER BY conname) FROM pg_constraint WHERE conrelid = '{shard}.orders'::regclass"
         );
-        assert_eq!(dn1.query_one(&names, &[]).await.unwrap().get::<_, String>(0), "amount_positive,orders_pkey");
-        assert!(exists(&dn1, &format!("{shard}.orders_note_idx")).await);
+        assert_eq!(holder.query_one(&names, &[]).await.unwrap().get::<_, String>(0), "amount_positive,orders_pkey");
+        assert!(exists(&holder, &format!("{shard}.orders_note_idx")).await);
         assert_eq!(count(&dn1, "SELECT count(*) FROM pg_prepared_xacts").await, 0);
         assert_eq!(prepared_xacts(&dn2).await, 0);
 
@@ -165,7 +169,7 @@ fn distributes_verifies_and_undistributes() {
         );
         assert_eq!(count(&dn1, "SELECT count(*) FROM pgshard.shards WHERE table_name = 'orders'").await, 4);
         assert_eq!(count(&dn1, "SELECT count(*) FROM pgshard.shards WHERE size_bytes > 0").await, 4);
-        assert_eq!(count(&dn1, "SELECT count(*) FROM pgshard.nodes").await, 2);
+        assert_eq!(count(&dn1, "SELECT count(*) FROM pgshard.nodes").await, 3, "the default node and two shard nodes");
         assert_eq!(
             count(&dn1, "SELECT catalog_version FROM pgshard.mirror_version").await,
             env.shared.catalog().version()

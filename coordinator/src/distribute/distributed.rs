@@ -120,7 +120,11 @@ async fn distribute(
     let group = match group {
         Some(g) => g,
         None => {
-            let nodes: Vec<_> = catalog.nodes().iter().map(|n| n.id).collect();
+            // The default node answers for the schema (psql's \d, drivers' catalog queries):
+            // shards go to the other nodes, so no shard schema shows there; a one-node
+            // cluster has no choice.
+            let nodes: Vec<_> = catalog.nodes().iter().filter(|n| !n.is_default).map(|n| n.id).collect();
+            let nodes = if nodes.is_empty() { catalog.nodes().iter().map(|n| n.id).collect() } else { nodes };
             ctx.create_colocation_group(args.count, dist_type, &nodes).await?
         }
     };
