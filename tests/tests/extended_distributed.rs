@@ -194,6 +194,16 @@ fn extended_protocol_over_several_shards_answers_as_postgres() {
         // The session goes on.
         assert_eq!(tags(&c.query("SELECT count(*) FROM t").await.unwrap()), "TDCZ");
 
+        // A statement prepared while its table was ordinary is planned again at Bind once the
+        // table is distributed: it reads the shards, not the empty shell.
+        assert!(!tags(&c.query("CREATE TABLE t2 (x int PRIMARY KEY); INSERT INTO t2 SELECT generate_series(1, 100)").await.unwrap()).contains('E'));
+        let prepare = Wire::default().parse("cnt", "SELECT count(*), sum(x) FROM t2 WHERE x > $1", &[23]).sync();
+        assert_eq!(tags(&run(&mut c, prepare, 1).await), "1Z");
+        assert_eq!(tags(&c.query("SELECT create_distributed_table('t2', 'x')").await.unwrap()), "TDCZ");
+        let execute = Wire::default().bind("", "cnt", &[], &[Some(b"10")], &[]).execute("", 0).sync();
+        let got = comparable(&run(&mut c, execute, 1).await);
+        assert_eq!(got, ["2", "D b\"\\0\\x02\\0\\0\\0\\x0290\\0\\0\\0\\x044995\"", "C SELECT 1\0", "Z"]);
+
         // tokio-postgres (binary parameters and results) on a distributed table.
         let sql = "SELECT id, w, note FROM t WHERE id % $1 = 0 ORDER BY id";
         let mut answers = Vec::new();

@@ -37,6 +37,8 @@ pub struct Stmt {
     sql: String,
     types: Vec<u32>,
     kind: StmtKind,
+    /// The catalog version it was planned under.
+    version: i64,
 }
 
 /// What a prepared statement is.
@@ -358,6 +360,7 @@ impl Session {
 
     async fn on_parse(&mut self, m: &Bytes) -> Result<Action, CoordError> {
         let p = msg::ParseMsg::read(m)?;
+        let version = self.catalog().version();
         let kind = match self.stmt_kind(p.sql).await {
             Ok(k) => k,
             Err(e) => return Ok(Action::Fail(e)),
@@ -367,7 +370,7 @@ impl Session {
             return Ok(send(0, m, Unit::Parse));
         }
         self.statements.next_id += 1;
-        let stmt = Stmt { id: self.statements.next_id, sql: p.sql.to_owned(), types: p.param_types, kind };
+        let stmt = Stmt { id: self.statements.next_id, sql: p.sql.to_owned(), types: p.param_types, kind, version };
         let home = matches!(stmt.kind, StmtKind::Home | StmtKind::Shard(..));
         self.statements.stmts.insert(p.name.to_owned(), stmt);
         Ok(if home { send(0, m, Unit::Parse) } else { answer(b'1') })
@@ -397,10 +400,10 @@ impl Session {
         let Some(stmt) = self.statements.stmts.get(b.statement) else {
             return Ok(send(0, m, Unit::Bind));
         };
-        // A statement prepared under an older catalog is planned again.
-        if let StmtKind::Shard(catalog, _) = &stmt.kind
-            && catalog.version() != self.catalog().version()
-        {
+        // A statement prepared under an older catalog is planned again: a table it names may
+        // have been distributed (or brought back) since.
+        let current = self.catalog().version();
+        if matches!(stmt.kind, StmtKind::Shard(..) | StmtKind::Home) && stmt.version != current {
             let sql = stmt.sql.clone();
             let kind = match self.stmt_kind(&sql).await {
                 Ok(k) => k,
@@ -408,6 +411,7 @@ impl Session {
             };
             if let Some(s) = self.statements.stmts.get_mut(b.statement) {
                 s.kind = kind;
+                s.version = current;
             }
         }
         let Some(stmt) = self.statements.stmts.get(b.statement) else {
