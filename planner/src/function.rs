@@ -14,7 +14,8 @@ use sqlparser::ast::{
 
 use crate::route::fold;
 
-const NAMES: &[&str] =
+/// The pgshard functions the coordinator runs itself.
+pub const NAMES: &[&str] =
     &["create_distributed_table", "create_reference_table", "undistribute_table", "verify_placement"];
 
 /// A call of one of pgshard's functions.

@@ -29,10 +29,10 @@ mod text;
 
 pub use aggregate::FinalQuery;
 pub use ddl::DdlPlan;
-pub use function::{ArgValue, FunctionCall};
+pub use function::{ArgValue, FunctionCall, NAMES as FUNCTION_NAMES};
 pub use insert::{InsertSplit, RowSpan};
 pub use merge::{Limit, MergeStep, MultiShard, SortKey};
-pub use params::bind_params;
+pub use params::{bind_params, max_param};
 pub use plan::{CopyFormat, CopyIn, Explain, Plan, plan_sql};
 pub use route::{DistKey, RelationKind, Relations};
 pub use shard::{ShardPlan, StmtKind, Targets};

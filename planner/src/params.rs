@@ -33,6 +33,19 @@ pub fn bind_params(sql: &str, values: &[Option<String>]) -> Result<String, Strin
     Ok(out)
 }
 
+/// The highest `$n` outside literals and comments (0 when none, or when the text does not
+/// tokenize).
+pub fn max_param(sql: &str) -> usize {
+    let Ok((src, _)) = Source::tokenize(sql) else { return 0 };
+    (0..src.len())
+        .filter_map(|i| match src.tok(i).map(|t| &t.token) {
+            Some(Token::Placeholder(p)) => p.strip_prefix('$').and_then(|n| n.parse().ok()),
+            _ => None,
+        })
+        .max()
+        .unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -47,5 +60,7 @@ mod tests {
             "SELECT '$1', 'v1''x', NULL /* $1 */ FROM t WHERE a = 'v10''x' -- $2"
         );
         assert!(bind_params("SELECT $3", &[None]).is_err());
+        assert_eq!(max_param(sql), 10);
+        assert_eq!(max_param("SELECT '$4'"), 0);
     }
 }

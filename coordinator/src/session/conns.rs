@@ -77,6 +77,19 @@ impl NodeConn {
         take_message(&mut self.pooled.conn.read_buf)
     }
 
+    /// The next message, for the session's own exchanges: a lost connection ends the session,
+    /// and a ReadyForQuery records the node's transaction status.
+    pub async fn recv(&mut self) -> Result<(u8, Bytes), super::relay::Interrupted> {
+        let (tag, m) = self
+            .read()
+            .await
+            .map_err(|e| super::relay::Interrupted::NodeGone { why: e.to_string(), told: false })?;
+        if tag == b'Z' {
+            self.status = m.get(5).copied().unwrap_or(b'I');
+        }
+        Ok((tag, m))
+    }
+
     /// Reads more bytes; `Ok(false)` at end of stream. Cancel-safe.
     pub async fn fill(&mut self) -> Result<bool, CoordError> {
         let conn = &mut self.pooled.conn;

@@ -149,7 +149,7 @@ impl Session {
         self.flush_conn(i).await?;
         let mut error = None;
         loop {
-            let (tag, m) = self.conns.get(i).read().await.map_err(|e| Interrupted::NodeGone { why: e.to_string(), told: false })?;
+            let (tag, m) = self.conns.get(i).recv().await?;
             match tag {
                 b'G' => {
                     let out = &mut self.conns.get(i).out;
@@ -163,7 +163,6 @@ impl Session {
                 }
                 b'E' => error = Some(m),
                 b'Z' => {
-                    self.conns.get(i).status = m.get(5).copied().unwrap_or(b'I');
                     return Ok(error);
                 }
                 _ => {}

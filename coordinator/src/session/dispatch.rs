@@ -103,17 +103,17 @@ impl Session {
                 let shard_count = args.int(2, "shard_count")?;
                 let colocate = args.opt_text(3, "colocate_with")?;
                 distribute::create_distributed_table(&admin, &table, &column, shard_count, colocate.as_deref()).await?;
-                vec![(void_name(call), VOID, String::new())]
+                vec![(void_name(&call.name), VOID, String::new())]
             }
             "create_reference_table" => {
                 args.check(&["table"])?;
                 distribute::create_reference_table(&admin, &args.text(0, "table")?).await?;
-                vec![(void_name(call), VOID, String::new())]
+                vec![(void_name(&call.name), VOID, String::new())]
             }
             "undistribute_table" => {
                 args.check(&["table"])?;
                 distribute::undistribute_table(&admin, &args.text(0, "table")?).await?;
-                vec![(void_name(call), VOID, String::new())]
+                vec![(void_name(&call.name), VOID, String::new())]
             }
             "verify_placement" => {
                 args.check(&["table"])?;
@@ -193,9 +193,9 @@ impl Session {
 const VOID: u32 = 2278;
 const INT8: u32 = 20;
 
-/// The result column name PostgreSQL gives a function call: the function's name.
-fn void_name(call: &FunctionCall) -> &'static str {
-    match call.name.as_str() {
+/// The result column name PostgreSQL gives a call of a void pgshard function: its name.
+pub(super) fn void_name(name: &str) -> &'static str {
+    match name {
         "create_distributed_table" => "create_distributed_table",
         "create_reference_table" => "create_reference_table",
         _ => "undistribute_table",
@@ -280,9 +280,8 @@ fn no_parameter(n: usize) -> CoordError {
 /// Whether the text may call one of pgshard's functions (which the planner must see even
 /// while the catalog holds no table).
 fn names_a_function(sql: &str) -> bool {
-    const NAMES: [&str; 4] = ["create_distributed_table", "create_reference_table", "undistribute_table", "verify_placement"];
     let lower = sql.to_ascii_lowercase();
-    NAMES.iter().any(|n| lower.contains(n))
+    pgshard_planner::FUNCTION_NAMES.iter().any(|n| lower.contains(n))
 }
 
 /// PostgreSQL's command tag for a utility statement, from its leading keywords.
@@ -331,7 +330,8 @@ fn shard_schema_in(sql: &str) -> Option<String> {
     Some(name)
 }
 
-fn quote_ident(s: &str) -> String {
+/// An identifier quoted for SQL text.
+pub(super) fn quote_ident(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))
 }
 

@@ -179,11 +179,8 @@ impl Session {
         let wrap = write && conns.len() > 1;
         for (&i, (_, sql)) in conns.iter().zip(&work) {
             let text = if wrap { format!("BEGIN;{sql}") } else { sql.clone() };
-            let c = self.conns.get(i);
-            msg::query(&text, &mut c.out);
-            if let Err(e) = c.flush().await {
-                return Err(Interrupted::NodeGone { why: e.to_string(), told: false });
-            }
+            msg::query(&text, &mut self.conns.get(i).out);
+            self.flush_conn(i).await?;
         }
         let mut merged = Merged::default();
         for (k, &i) in conns.iter().enumerate() {
@@ -192,14 +189,11 @@ impl Session {
         if wrap {
             let end = if merged.error.is_none() { "COMMIT" } else { "ROLLBACK" };
             for &i in &conns {
-                let c = self.conns.get(i);
-                if c.status == b'I' {
+                if self.conns.get(i).status == b'I' {
                     continue;
                 }
-                msg::query(end, &mut c.out);
-                if let Err(e) = c.flush().await {
-                    return Err(Interrupted::NodeGone { why: e.to_string(), told: false });
-                }
+                msg::query(end, &mut self.conns.get(i).out);
+                self.flush_conn(i).await?;
                 self.read_answer(i, &mut merged, false).await?;
             }
         }
@@ -231,7 +225,7 @@ impl Session {
     pub(super) async fn read_answer(&mut self, i: usize, merged: &mut Merged, rows: bool) -> Result<(), Interrupted> {
         loop {
             let conn = self.conns.get(i);
-            let (tag, m) = conn.read().await.map_err(|e| Interrupted::NodeGone { why: e.to_string(), told: false })?;
+            let (tag, m) = conn.recv().await?;
             match tag {
                 b'T' if rows && !merged.described && merged.error.is_none() => {
                     merged.described = true;
@@ -246,7 +240,6 @@ impl Session {
                 }
                 b'N' | b'A' | b'S' if rows => self.push(&m).await?,
                 b'Z' => {
-                    conn.status = m.get(5).copied().unwrap_or(b'I');
                     return Ok(());
                 }
                 _ => {}

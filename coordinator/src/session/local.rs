@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use pgshard_catalog::{CatalogSnapshot, NodeId};
-use pgshard_planner::{Plan, bind_params};
+use pgshard_planner::{Plan, bind_params, max_param};
 use tokio_postgres::error::SqlState;
 
 use super::fanout::{Merged, multi_node_in_block};
@@ -60,7 +60,7 @@ const NAME: &str = "pgshard_describe";
 pub fn describe_planned(plan: &Plan, sql: &str, types: &[u32], statement: bool) -> Bytes {
     msg::build(|o| {
         if statement {
-            let count = placeholders(sql).max(types.len());
+            let count = max_param(sql).max(types.len());
             let described: Vec<u32> = (0..count).map(|i| types.get(i).copied().filter(|t| *t != 0).unwrap_or(25)).collect();
             msg::parameter_description(&described, o);
         }
@@ -68,34 +68,11 @@ pub fn describe_planned(plan: &Plan, sql: &str, types: &[u32], statement: bool) 
             Plan::Function(call) if call.name == "verify_placement" => {
                 msg::row_description(&[("rows_checked", 20), ("rows_misplaced", 20)], o);
             }
-            Plan::Function(call) => msg::row_description(&[(function_column(&call.name), 2278)], o),
+            Plan::Function(call) => msg::row_description(&[(super::dispatch::void_name(&call.name), 2278)], o),
             Plan::Explain(_) => msg::row_description(&[("QUERY PLAN", 25)], o),
             _ => msg::empty(b'n', o),
         }
     })
-}
-
-fn function_column(name: &str) -> &'static str {
-    match name {
-        "create_distributed_table" => "create_distributed_table",
-        "create_reference_table" => "create_reference_table",
-        _ => "undistribute_table",
-    }
-}
-
-/// The highest `$n` in the text (a rough count: enough for ParameterDescription).
-fn placeholders(sql: &str) -> usize {
-    let b = sql.as_bytes();
-    let mut max = 0;
-    for (i, &c) in b.iter().enumerate() {
-        if c == b'$' {
-            let digits: String = b[i + 1..].iter().take_while(|d| d.is_ascii_digit()).map(|&d| d as char).collect();
-            if let Ok(n) = digits.parse::<usize>() {
-                max = max.max(n);
-            }
-        }
-    }
-    max
 }
 
 impl Session {
@@ -220,7 +197,7 @@ impl Session {
         self.mark_unsynced(0);
         loop {
             let (tag, m) =
-                self.conns.get(0).read().await.map_err(|e| Interrupted::NodeGone { why: e.to_string(), told: false })?;
+                self.conns.get(0).recv().await?;
             match tag {
                 b'T' | b'n' => self.push(&m).await?,
                 b'E' => {

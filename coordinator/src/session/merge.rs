@@ -12,6 +12,7 @@ use bytes::BytesMut;
 use pgshard_catalog::{CatalogSnapshot, Shard};
 use pgshard_planner::{Limit, MergeStep, MultiShard};
 
+use super::dispatch::quote_ident;
 use super::fanout::{Merged, by_node};
 use super::relay::Interrupted;
 use super::{Session, msg};
@@ -60,7 +61,7 @@ impl Session {
         // The fragment's output names may repeat (`SELECT a.name, b.name`): the table's columns
         // are c1..cn, and the final query gives them their names back.
         let names = match self.describe_on_home(&format!("SELECT * FROM ({shell}) pgshard_f")).await? {
-            Ok(names) => names,
+            Ok(description) => msg::row_description_names(&description).map_err(Interrupted::Protocol)?,
             Err(e) => return self.end_on_home(Merged { error: Some(e), ..Merged::default() }).await,
         };
         let aliases: Vec<String> = (1..=names.len()).map(|i| format!("c{i}")).collect();
@@ -80,7 +81,7 @@ impl Session {
             MergeStep::Sort { keys, limit, offset, junk } => {
                 let visible = names.len().saturating_sub(*junk);
                 let cols: Vec<String> =
-                    names[..visible].iter().enumerate().map(|(i, n)| format!("c{} AS {}", i + 1, quote(n))).collect();
+                    names[..visible].iter().enumerate().map(|(i, n)| format!("c{} AS {}", i + 1, quote_ident(n))).collect();
                 let order: Vec<String> = keys
                     .iter()
                     .map(|k| {
@@ -119,23 +120,20 @@ impl Session {
         self.end_on_home(merged).await
     }
 
-    /// The output column names of a query, from PostgreSQL's Describe on home; or its error.
-    async fn describe_on_home(&mut self, sql: &str) -> Result<Result<Vec<String>, bytes::Bytes>, Interrupted> {
+    /// PostgreSQL's RowDescription of a query, from a Describe on home; or its error.
+    pub(super) async fn describe_on_home(&mut self, sql: &str) -> Result<Result<bytes::Bytes, bytes::Bytes>, Interrupted> {
         let out = &mut self.conns.get(0).out;
         msg::parse("", sql, &[], out);
         msg::describe_statement("", out);
         msg::sync(out);
         self.flush_conn(0).await?;
-        let mut names = Ok(Vec::new());
+        let mut result = Err(bytes::Bytes::new());
         loop {
-            let (tag, m) = self.conns.get(0).read().await.map_err(node_gone)?;
+            let (tag, m) = self.conns.get(0).recv().await?;
             match tag {
-                b'T' => names = Ok(msg::row_description_names(&m).map_err(Interrupted::Protocol)?),
-                b'E' => names = Err(m),
-                b'Z' => {
-                    self.conns.get(0).status = m.get(5).copied().unwrap_or(b'I');
-                    return Ok(names);
-                }
+                b'T' => result = Ok(m),
+                b'E' => result = Err(m),
+                b'Z' => return Ok(result),
                 _ => {}
             }
         }
@@ -152,14 +150,13 @@ impl Session {
         let mut rows = Vec::new();
         let mut error = None;
         loop {
-            let (tag, m) = self.conns.get(i).read().await.map_err(node_gone)?;
+            let (tag, m) = self.conns.get(i).recv().await?;
             match tag {
                 b'D' => rows.push(msg::data_row_texts(&m).map_err(Interrupted::Protocol)?),
                 b'E' => {
                     error.get_or_insert(m);
                 }
                 b'Z' => {
-                    self.conns.get(i).status = m.get(5).copied().unwrap_or(b'I');
                     return Ok((rows, error));
                 }
                 _ => {}
@@ -204,7 +201,7 @@ impl Session {
         self.flush_conn(0).await?;
         let mut home_error = None;
         loop {
-            let (tag, m) = self.conns.get(0).read().await.map_err(node_gone)?;
+            let (tag, m) = self.conns.get(0).recv().await?;
             match tag {
                 b'G' => break,
                 b'E' => {
@@ -226,7 +223,7 @@ impl Session {
         for &i in &conns {
             let mut stream = Unframe::default();
             loop {
-                let (tag, m) = self.conns.get(i).read().await.map_err(node_gone)?;
+                let (tag, m) = self.conns.get(i).recv().await?;
                 match tag {
                     b'H' => stream = Unframe::start(),
                     b'd' if error.is_none() => {
@@ -244,7 +241,6 @@ impl Session {
                         error.get_or_insert(m);
                     }
                     b'Z' => {
-                        self.conns.get(i).status = m.get(5).copied().unwrap_or(b'I');
                         break;
                     }
                     _ => {}
@@ -261,11 +257,10 @@ impl Session {
         self.conns.get(0).out.extend_from_slice(&out);
         self.flush_conn(0).await?;
         loop {
-            let (tag, m) = self.conns.get(0).read().await.map_err(node_gone)?;
+            let (tag, m) = self.conns.get(0).recv().await?;
             match tag {
                 b'E' if error.is_none() => error = Some(m),
                 b'Z' => {
-                    self.conns.get(0).status = m.get(5).copied().unwrap_or(b'I');
                     return Ok(error);
                 }
                 _ => {}
@@ -290,12 +285,8 @@ impl Session {
     }
 
     pub(super) async fn flush_conn(&mut self, i: usize) -> Result<(), Interrupted> {
-        self.conns.get(i).flush().await.map_err(node_gone)
+        self.conns.get(i).flush().await.map_err(|e| Interrupted::NodeGone { why: e.to_string(), told: false })
     }
-}
-
-fn node_gone(e: CoordError) -> Interrupted {
-    Interrupted::NodeGone { why: e.to_string(), told: false }
 }
 
 fn param_limit() -> CoordError {
@@ -306,10 +297,6 @@ fn param_limit() -> CoordError {
 /// semicolons, and on lines of its own (a trailing `--` comment must not swallow what follows).
 pub(super) fn inner(sql: &str) -> String {
     format!("\n{}\n", sql.trim_end_matches(|c: char| c == ';' || c.is_whitespace()))
-}
-
-fn quote(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 #[cfg(test)]

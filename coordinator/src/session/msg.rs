@@ -248,7 +248,12 @@ pub fn row_description(columns: &[(&str, u32)], out: &mut BytesMut) {
             o.put_u32(0);
             o.put_i16(0);
             o.put_u32(*ty);
-            o.put_i16(if *ty == 20 { 8 } else { 4 });
+            // typlen as pg_type has it: int8 8, text and other varlena -1, void 4.
+            o.put_i16(match *ty {
+                20 => 8,
+                2278 => 4,
+                _ => -1,
+            });
             o.put_i32(-1);
             o.put_i16(0);
         }

@@ -225,7 +225,7 @@ impl Session {
             _ => return Ok(false),
         };
         let shell = super::merge::inner(&multi.fragment.render(None));
-        let Ok(description) = self.describe_raw_on_home(&format!("SELECT * FROM ({shell}) pgshard_f")).await? else {
+        let Ok(description) = self.describe_on_home(&format!("SELECT * FROM ({shell}) pgshard_f")).await? else {
             return Ok(false);
         };
         let Some(types) = description_types(&description) else { return Ok(false) };
@@ -322,7 +322,7 @@ impl Session {
     /// Reads a stream's next row (or its end) into its head.
     async fn advance(&mut self, s: &mut Stream, visible: usize, junk_types: &[u32], merged: &mut Merged) -> Result<(), Interrupted> {
         while !s.done {
-            let (tag, m) = self.conns.get(s.conn).read().await.map_err(node_gone)?;
+            let (tag, m) = self.conns.get(s.conn).recv().await?;
             match tag {
                 b'D' => match split_row(&m, visible, junk_types) {
                     Some(row) => {
@@ -338,7 +338,6 @@ impl Session {
                     merged.error.get_or_insert(m);
                 }
                 b'Z' => {
-                    self.conns.get(s.conn).status = m.get(5).copied().unwrap_or(b'I');
                     s.done = true;
                 }
                 _ => {}
@@ -352,41 +351,14 @@ impl Session {
     async fn drain(&mut self, streams: &[Stream]) -> Result<(), Interrupted> {
         for s in streams.iter().filter(|s| !s.done) {
             loop {
-                let (tag, m) = self.conns.get(s.conn).read().await.map_err(node_gone)?;
+                let (tag, _) = self.conns.get(s.conn).recv().await?;
                 if tag == b'Z' {
-                    self.conns.get(s.conn).status = m.get(5).copied().unwrap_or(b'I');
                     break;
                 }
             }
         }
         Ok(())
     }
-
-    /// PostgreSQL's RowDescription of a query, from a Describe on home; or its error.
-    async fn describe_raw_on_home(&mut self, sql: &str) -> Result<Result<Bytes, Bytes>, Interrupted> {
-        let out = &mut self.conns.get(0).out;
-        msg::parse("", sql, &[], out);
-        msg::describe_statement("", out);
-        msg::sync(out);
-        self.flush_conn(0).await?;
-        let mut result = Err(Bytes::new());
-        loop {
-            let (tag, m) = self.conns.get(0).read().await.map_err(node_gone)?;
-            match tag {
-                b'T' => result = Ok(m),
-                b'E' => result = Err(m),
-                b'Z' => {
-                    self.conns.get(0).status = m.get(5).copied().unwrap_or(b'I');
-                    return Ok(result);
-                }
-                _ => {}
-            }
-        }
-    }
-}
-
-fn node_gone(e: crate::error::CoordError) -> Interrupted {
-    Interrupted::NodeGone { why: e.to_string(), told: false }
 }
 
 #[cfg(test)]
