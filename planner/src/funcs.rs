@@ -58,17 +58,21 @@ const AGGREGATES: &[&str] = &[
     "xmlagg",
 ];
 
-/// The function's name (folded) when it is unqualified or in `pg_catalog`.
-pub(crate) fn builtin_name(f: &Function) -> Option<String> {
-    let parts: Vec<String> = f
-        .name
+/// A function's name parts, folded as PostgreSQL folds identifiers.
+pub(crate) fn name_parts(f: &Function) -> Option<Vec<String>> {
+    f.name
         .0
         .iter()
         .map(|p| match p {
             ObjectNamePart::Identifier(i) => Some(fold(i)),
             ObjectNamePart::Function(_) => None,
         })
-        .collect::<Option<_>>()?;
+        .collect()
+}
+
+/// The function's name (folded) when it is unqualified or in `pg_catalog`.
+pub(crate) fn builtin_name(f: &Function) -> Option<String> {
+    let parts = name_parts(f)?;
     match parts.as_slice() {
         [name] => Some(name.clone()),
         [schema, name] if schema == "pg_catalog" => Some(name.clone()),

@@ -8,7 +8,7 @@ use std::fmt;
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    BinaryOperator, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArguments, ObjectNamePart, SelectItem,
+    BinaryOperator, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArguments, SelectItem,
     SetExpr, Statement, UnaryOperator, Value, Visit, Visitor,
 };
 
@@ -52,15 +52,7 @@ pub(crate) fn detect(stmt: &Statement) -> Option<Result<FunctionCall, String>> {
 }
 
 fn pgshard_name(f: &Function) -> Option<String> {
-    let parts: Vec<String> = f
-        .name
-        .0
-        .iter()
-        .map(|p| match p {
-            ObjectNamePart::Identifier(i) => Some(fold(i)),
-            ObjectNamePart::Function(_) => None,
-        })
-        .collect::<Option<_>>()?;
+    let parts = crate::funcs::name_parts(f)?;
     let name = match parts.as_slice() {
         [n] => n,
         [s, n] if s == "pgshard" || s == "public" => n,
