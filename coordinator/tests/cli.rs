@@ -159,6 +159,11 @@ fn up_creates_stops_cleanly_and_brings_data_back() {
     let (ok, rows, err) = psql(port, "SELECT count(*) FROM kept");
     assert!(ok, "{err}");
     assert_eq!(rows, "2\n");
+    // A distributed table too, to come back from the catalog after the restart.
+    let (ok, _, err) = psql(port, "CREATE TABLE spread (k int PRIMARY KEY, v text); INSERT INTO spread SELECT g, 'v' || g FROM generate_series(1, 50) g");
+    assert!(ok, "{err}");
+    let (ok, _, err) = psql(port, "SELECT create_distributed_table('spread', 'k')");
+    assert!(ok, "{err}");
 
     up.signal("TERM");
     let status = up.wait_exit(Duration::from_secs(60));
@@ -171,6 +176,12 @@ fn up_creates_stops_cleanly_and_brings_data_back() {
     let (ok, rows, err) = psql(port, "SELECT id, v FROM kept ORDER BY id");
     assert!(ok, "{err}");
     assert_eq!(rows, "1|one\n2|two\n");
+    let (ok, rows, err) = psql(port, "SELECT count(*), sum(k) FROM spread");
+    assert!(ok, "{err}");
+    assert_eq!(rows, "50|1275\n");
+    let (ok, rows, err) = psql(port, "SELECT kind FROM pgshard.tables WHERE table_name = 'spread'");
+    assert!(ok, "{err}");
+    assert_eq!(rows, "distributed\n");
     up.signal("INT");
     let status = up.wait_exit(Duration::from_secs(60));
     assert!(status.success(), "exit {status:?}: {}", up.rest());
