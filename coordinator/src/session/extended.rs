@@ -22,8 +22,6 @@ use pgshard_catalog::CatalogSnapshot;
 use pgshard_planner::{Plan, ShardPlan};
 
 use super::relay::{Interrupted, Owed, Unit};
-use super::plan::{self, ParamValue};
-use super::route::Decision;
 use super::simple::{aborted_block, poison};
 use super::txn::{TxnCmd, TxnState, tag_of};
 use super::local::{self, LocalPortal};
@@ -33,17 +31,17 @@ use crate::error::CoordError;
 /// A statement the client prepared.
 #[derive(Debug, Clone)]
 pub struct Stmt {
-    id: u64,
-    sql: String,
-    types: Vec<u32>,
-    kind: StmtKind,
+    pub(super) id: u64,
+    pub(super) sql: String,
+    pub(super) types: Vec<u32>,
+    pub(super) kind: StmtKind,
     /// The catalog version it was planned under.
-    version: i64,
+    pub(super) version: i64,
 }
 
 /// What a prepared statement is.
 #[derive(Debug, Clone)]
-enum StmtKind {
+pub(super) enum StmtKind {
     /// Runs as written; prepared on home under the client's name.
     Home,
     /// Transaction control, answered by the session.
@@ -59,7 +57,7 @@ enum StmtKind {
 
 /// Where a portal lives.
 #[derive(Debug, Clone)]
-enum PortalAt {
+pub(super) enum PortalAt {
     /// On the session's connection at this index.
     Conn(usize),
     /// Transaction control, answered by the session.
@@ -71,8 +69,8 @@ enum PortalAt {
 /// The client's prepared statements and portals.
 #[derive(Default)]
 pub struct Statements {
-    stmts: HashMap<String, Stmt>,
-    portals: HashMap<String, PortalAt>,
+    pub(super) stmts: HashMap<String, Stmt>,
+    pub(super) portals: HashMap<String, PortalAt>,
     next_id: u64,
     /// Connections sent extended-protocol messages since the last Sync.
     unsynced: Vec<usize>,
@@ -95,12 +93,12 @@ pub(super) enum Action {
     RunLocal(Arc<LocalPortal>),
 }
 
-fn send(conn: usize, m: &Bytes, unit: Unit) -> Action {
+pub(super) fn send(conn: usize, m: &Bytes, unit: Unit) -> Action {
     let txn = !matches!(unit, Unit::Parse | Unit::DescribeStatement | Unit::Close);
     Action::Send { conn, frames: vec![(m.clone(), Some((unit, true)))], txn }
 }
 
-fn answer(tag: u8) -> Action {
+pub(super) fn answer(tag: u8) -> Action {
     Action::Answer(msg::build(|o| msg::empty(tag, o)))
 }
 
@@ -374,131 +372,6 @@ impl Session {
         let home = matches!(stmt.kind, StmtKind::Home | StmtKind::Shard(..));
         self.statements.stmts.insert(p.name.to_owned(), stmt);
         Ok(if home { send(0, m, Unit::Parse) } else { answer(b'1') })
-    }
-
-    /// What a statement's text is under the current catalog.
-    async fn stmt_kind(&mut self, sql: &str) -> Result<StmtKind, CoordError> {
-        Ok(match self.decide(sql).await? {
-            Decision::Txn(cmd) => StmtKind::Txn(cmd),
-            Decision::Home => StmtKind::Home,
-            Decision::Refuse(why) => return Err(CoordError::Unsupported(why)),
-            Decision::Plan(catalog, plan) => match *plan {
-                Plan::Shards(sp) => StmtKind::Shard(catalog, Arc::new(sp)),
-                Plan::CopyIn(_) => {
-                    return Err(CoordError::Unsupported(
-                        "COPY into a distributed table in the extended query protocol (send it as a simple query)"
-                            .into(),
-                    ));
-                }
-                other => StmtKind::Planned(Arc::new(other)),
-            },
-        })
-    }
-
-    async fn on_bind(&mut self, m: &Bytes) -> Result<Action, CoordError> {
-        let b = msg::BindMsg::read(m)?;
-        let Some(stmt) = self.statements.stmts.get(b.statement) else {
-            return Ok(send(0, m, Unit::Bind));
-        };
-        // A statement prepared under an older catalog is planned again: a table it names may
-        // have been distributed (or brought back) since.
-        let current = self.catalog().version();
-        if matches!(stmt.kind, StmtKind::Shard(..) | StmtKind::Home) && stmt.version != current {
-            let sql = stmt.sql.clone();
-            let kind = match self.stmt_kind(&sql).await {
-                Ok(k) => k,
-                Err(e) => return Ok(Action::Fail(e)),
-            };
-            if let Some(s) = self.statements.stmts.get_mut(b.statement) {
-                s.kind = kind;
-                s.version = current;
-            }
-        }
-        let Some(stmt) = self.statements.stmts.get(b.statement) else {
-            return Ok(send(0, m, Unit::Bind));
-        };
-        match &stmt.kind {
-            StmtKind::Planned(plan) => {
-                let (sql, types, plan) = (stmt.sql.clone(), stmt.types.clone(), plan.clone());
-                Ok(self.bind_local(&b, &sql, &types, Some(plan)))
-            }
-            StmtKind::Shard(catalog, sp) => {
-                if matches!(self.txn, TxnState::Deferred { failed: true, .. }) {
-                    return Ok(Action::Fail(aborted_block()));
-                }
-                let (catalog, sp, stmt) = (catalog.clone(), sp.clone(), stmt.clone());
-                let params: Vec<ParamValue<'_>> = b
-                    .values
-                    .iter()
-                    .enumerate()
-                    .map(|(i, v)| ParamValue { value: *v, binary: b.is_binary(i) })
-                    .collect();
-                let routed = match plan::route(&sp, &catalog, &params) {
-                    Ok(r) => r,
-                    Err(e) => return Ok(Action::Fail(e)),
-                };
-                let [shard] = routed.shards.as_slice() else {
-                    // Rows of every shard, concatenated: each shard binds the client's own
-                    // parameters (any format); otherwise the values are written into the text.
-                    if let (Ok(multi), true) = (&sp.multi, sp.kind != pgshard_planner::StmtKind::Insert)
-                        && matches!(multi.merge, pgshard_planner::MergeStep::Concat)
-                    {
-                        let statements =
-                            routed.shards.iter().map(|s| (s.node, multi.fragment.render(Some(&s.schema_name())))).collect();
-                        let bound = local::Bound {
-                            catalog: catalog.clone(),
-                            statements,
-                            types: stmt.types.clone(),
-                            after_names: Bytes::copy_from_slice(b.after_names),
-                            write: sp.kind != pgshard_planner::StmtKind::Select,
-                        };
-                        return Ok(self.bind_local_bound(&b, &stmt.sql, bound));
-                    }
-                    return Ok(self.bind_local(&b, &stmt.sql, &stmt.types, None));
-                };
-                let (schema, index, node) = (shard.schema_name(), shard.index, shard.node);
-                let conn = match self.conn_to(&catalog, node).await {
-                    Ok(i) => i,
-                    Err(e) => return Ok(Action::Fail(e)),
-                };
-                self.statements.portals.insert(b.portal.to_owned(), PortalAt::Conn(conn));
-                let name = if b.statement.is_empty() { String::new() } else { format!("pgshard_{}_{index}", stmt.id) };
-                let sql = sp.single.render(Some(&schema));
-                Ok(self.bind_elsewhere(conn, &name, &sql, &stmt.types, b.portal, b.after_names))
-            }
-            StmtKind::Txn(cmd) => {
-                self.statements.portals.insert(b.portal.to_owned(), PortalAt::Txn(cmd.clone()));
-                Ok(answer(b'2'))
-            }
-            StmtKind::Home => {
-                if matches!(self.txn, TxnState::Deferred { failed: true, .. }) {
-                    return Ok(Action::Fail(aborted_block()));
-                }
-                let target = self.current_conn();
-                self.statements.portals.insert(b.portal.to_owned(), PortalAt::Conn(target));
-                if target == 0 {
-                    return Ok(send(0, m, Unit::Bind));
-                }
-                let stmt = stmt.clone();
-                let name = if b.statement.is_empty() { String::new() } else { format!("pgshard_{}", stmt.id) };
-                Ok(self.bind_elsewhere(target, &name, &stmt.sql, &stmt.types, b.portal, b.after_names))
-            }
-        }
-    }
-
-    /// Frames that bind `portal` on connection `conn` to statement `name` (prepared there
-    /// first if needed; the unnamed statement is parsed every time).
-    fn bind_elsewhere(&mut self, conn: usize, name: &str, sql: &str, types: &[u32], portal: &str, after: &[u8]) -> Action {
-        let c = self.conns.get(conn);
-        let mut frames = Vec::with_capacity(2);
-        if name.is_empty() || !c.prepared.contains(name) {
-            frames.push((msg::build(|o| msg::parse(name, sql, types, o)), Some((Unit::Parse, false))));
-            if !name.is_empty() {
-                c.prepared.insert(name.to_owned());
-            }
-        }
-        frames.push((msg::build(|o| msg::bind_with(portal, name, after, o)), Some((Unit::Bind, true))));
-        Action::Send { conn, frames, txn: true }
     }
 
     /// Executes a portal of transaction control.

@@ -28,6 +28,7 @@ use crate::frontend::{self, ClientStartup, Opening};
 use crate::server::Shared;
 use crate::wire::encode;
 
+mod bind;
 mod client;
 mod conns;
 mod copy_in;
