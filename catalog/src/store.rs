@@ -16,7 +16,11 @@ const MIGRATION_LOCK: i64 = 0x7067_7368_6172_6401;
 
 /// Migration steps, in order; step `i` takes the schema from version `i` to `i + 1`. Append only:
 /// a released step never changes.
-const MIGRATIONS: [&str; 2] = [include_str!("migrations/v1_nodes.sql"), include_str!("migrations/v2_tables.sql")];
+const MIGRATIONS: [&str; 3] = [
+    include_str!("migrations/v1_nodes.sql"),
+    include_str!("migrations/v2_tables.sql"),
+    include_str!("migrations/v3_transactions.sql"),
+];
 
 /// The catalog schema version this build migrates to.
 pub const SCHEMA_VERSION: i32 = MIGRATIONS.len() as i32;

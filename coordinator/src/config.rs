@@ -11,6 +11,9 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
+    /// This coordinator's name, unique among the coordinators sharing a metadata store and kept
+    /// across restarts: its distributed transactions carry it, and it recovers only its own.
+    pub name: String,
     /// Address the coordinator listens on for clients.
     pub listen: String,
     /// The metadata store.
@@ -24,17 +27,39 @@ pub struct Config {
     pub pool: PoolConfig,
     /// Seconds a graceful shutdown waits for busy sessions before closing them.
     pub shutdown_grace_secs: u64,
+    /// Distributed transactions.
+    pub transactions: TransactionsConfig,
+}
+
+/// Distributed-transaction settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TransactionsConfig {
+    /// Milliseconds between recovery rounds (prepared transactions left by a crash are
+    /// committed or rolled back as their decision record says).
+    pub recovery_interval_ms: u64,
+    /// Milliseconds to wait for the metadata store to record a commit decision; past it the
+    /// outcome is reported as unknown (08007) and left to recovery.
+    pub decision_timeout_ms: u64,
+}
+
+impl Default for TransactionsConfig {
+    fn default() -> Self {
+        Self { recovery_interval_ms: 3_000, decision_timeout_ms: 10_000 }
+    }
 }
 
 impl Default for Config {
     fn default() -> Self {
         Self {
+            name: "c0".into(),
             listen: "127.0.0.1:6432".into(),
             metadata: MetadataConfig::default(),
             data_nodes: Vec::new(),
             auth: AuthConfig::default(),
             pool: PoolConfig::default(),
             shutdown_grace_secs: 10,
+            transactions: TransactionsConfig::default(),
         }
     }
 }
@@ -174,6 +199,10 @@ impl Config {
 
     /// Checks what serde cannot.
     pub fn validate(&self) -> anyhow::Result<()> {
+        pgshard_txn::check_name(&self.name)?;
+        if self.transactions.recovery_interval_ms == 0 {
+            anyhow::bail!("transactions.recovery_interval_ms must be at least 1");
+        }
         if self.pool.max_per_node == 0 {
             anyhow::bail!("pool.max_per_node must be at least 1");
         }

@@ -4,11 +4,12 @@
 //! Data flows one way: [`session`] -> `pgshard_planner::plan` (with a catalog snapshot) ->
 //! the data node -> the client. Module map: [`config`] (file, flags, env), [`server`]
 //! (listener, shutdown), `frontend` (client startup and auth), `session` (the relay),
-//! `backend` (data-node connections and pools), `cancel` (cancel keys), [`pg`] (local
+//! `backend` (data-node connections and pools), `cancel` (cancel keys), [`dtx`] (distributed transactions), [`pg`] (local
 //! PostgreSQL processes), [`up`] (the embedded cluster).
 
 pub mod config;
 pub mod distribute;
+pub mod dtx;
 pub mod pg;
 pub mod server;
 pub mod up;

@@ -43,6 +43,9 @@ struct ServeArgs {
     /// TOML configuration file (see examples/pgshard.toml).
     #[arg(long, env = "PGSHARD_CONFIG")]
     config: Option<PathBuf>,
+    /// This coordinator's name (lowercase letters and digits), overriding `name`.
+    #[arg(long, env = "PGSHARD_NAME")]
+    name: Option<String>,
     /// Address to listen on, overriding `listen`.
     #[arg(long, env = "PGSHARD_LISTEN")]
     listen: Option<String>,
@@ -66,6 +69,9 @@ impl ServeArgs {
             Some(path) => Config::from_file(path)?,
             None => Config::default(),
         };
+        if let Some(name) = self.name {
+            config.name = name;
+        }
         if let Some(listen) = self.listen {
             config.listen = listen;
         }

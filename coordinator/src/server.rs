@@ -31,6 +31,8 @@ pub struct Shared {
     catalog: RwLock<Arc<CatalogSnapshot>>,
     /// Column names of the managed tables, read from the default node per catalog version.
     pub columns: RwLock<ColumnCache>,
+    /// Distributed transactions: ids, decision records, in-flight registry.
+    pub dtx: Arc<crate::dtx::Dtx>,
 }
 
 /// Column names of the managed tables, by (schema, name), for one catalog version.
@@ -87,6 +89,7 @@ impl Coordinator {
     pub async fn start(config: Config) -> anyhow::Result<Self> {
         let mut store = connect_metadata(&config.metadata.dsn).await?;
         store.migrate().await?;
+        crate::dtx::claim_name(store.client(), &config.name).await?;
         if !config.data_nodes.is_empty() {
             let nodes: Vec<NodeRegistration> = config
                 .data_nodes
@@ -112,6 +115,11 @@ impl Coordinator {
             catalog: RwLock::new(Arc::new(catalog)),
             columns: RwLock::new(ColumnCache { version: -1, ..ColumnCache::default() }),
             store: tokio::sync::Mutex::new(store),
+            dtx: crate::dtx::Dtx::new(
+                &config.name,
+                &config.metadata.dsn,
+                Duration::from_millis(config.transactions.decision_timeout_ms),
+            ),
             config,
         });
         Ok(Self { listener, shared })
@@ -164,20 +172,26 @@ impl Coordinator {
     }
 }
 
-/// How often prepared transactions left by a cut-short placement or DDL are settled.
-const RECOVERY_INTERVAL: Duration = Duration::from_secs(10);
-
-/// Settles leftover prepared transactions at start and then every [`RECOVERY_INTERVAL`].
+/// Settles prepared transactions left by a crash at start and then every
+/// `transactions.recovery_interval_ms`; deletes finished decision records in between.
 async fn recover_periodically(shared: Arc<Shared>) {
+    let interval = Duration::from_millis(shared.config.transactions.recovery_interval_ms);
     loop {
-        match crate::distribute::recover_everywhere(&shared).await {
-            Ok((0, 0)) => {}
-            Ok((committed, rolled_back)) => {
-                tracing::info!(committed, rolled_back, "settled prepared transactions left by an interrupted operation");
+        match crate::dtx::recover::recover(&shared).await {
+            Ok(settled) if settled.is_empty() => {}
+            Ok(settled) => {
+                let committed = settled.iter().filter(|r| r.committed).count();
+                tracing::info!(committed, rolled_back = settled.len() - committed, "recovery settled prepared transactions");
             }
-            Err(e) => tracing::debug!(error = %e, "prepared-transaction recovery did not run"),
+            Err(e) => tracing::debug!(error = %e, "recovery round did not complete"),
         }
-        tokio::time::sleep(RECOVERY_INTERVAL).await;
+        let next = tokio::time::Instant::now() + interval;
+        while tokio::time::Instant::now() < next {
+            tokio::time::sleep(interval.min(Duration::from_millis(500))).await;
+            if let Err(e) = shared.dtx.delete_records(&[]).await {
+                tracing::debug!(error = %e, "could not delete finished decision records");
+            }
+        }
     }
 }
 

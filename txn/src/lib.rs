@@ -1,6 +1,13 @@
-//! Distributed transaction state. For now a client session's transaction lives on one data
-//! node, and its state is the one that node reports in ReadyForQuery; two-phase commit and
-//! recovery build on this type.
+//! Distributed transaction state: the session's status as PostgreSQL reports it, global
+//! transaction ids, the registry of transactions being committed, and the recovery rule.
+
+pub mod gid;
+pub mod inflight;
+pub mod recovery;
+
+pub use gid::{BadName, Gid, check_name};
+pub use inflight::{InFlight, InFlightGuard};
+pub use recovery::{Verdict, finished_records, verdict};
 
 /// The transaction state of a session, as PostgreSQL's ReadyForQuery reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

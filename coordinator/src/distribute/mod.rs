@@ -48,7 +48,7 @@ pub use ddl_gen::{Column, ForeignKey, TableDdl, table_ddl};
 pub use distributed::{DEFAULT_SHARD_COUNT, create_distributed_table};
 pub use everywhere::{ConcurrentIndex, apply_each_without_transaction, apply_everywhere, apply_everywhere_dropping};
 pub use mirror::refresh_mirror;
-pub use recover::{recover_everywhere, recover_prepared};
+pub use recover::{gid_xid, recover_prepared, xact_committed};
 pub use reference::create_reference_table;
 pub use undistribute::undistribute_table;
 pub use verify::verify_placement;

@@ -18,7 +18,7 @@ use crate::error::CoordError;
 const OPS: [&str; 4] = ["dist", "ref", "undist", "ddl"];
 
 /// The metadata-store transaction id a gid of ours carries.
-pub(crate) fn gid_xid(gid: &str) -> Option<u64> {
+pub fn gid_xid(gid: &str) -> Option<u64> {
     let rest = gid.strip_prefix("pgshard_")?;
     let (op, rest) = rest.split_once('_')?;
     let (xid, random) = rest.split_once('_')?;
@@ -31,7 +31,7 @@ pub(crate) fn gid_xid(gid: &str) -> Option<u64> {
 /// Whether metadata-store transaction `xid` committed (`Some(true)`), aborted
 /// (`Some(false)`), or is still running or too old to tell (`None`). Asks on a connection of
 /// its own, since the store's may be the one that failed.
-pub(crate) async fn xact_committed(admin: &Admin<'_>, xid: u64) -> Result<Option<bool>, CoordError> {
+pub async fn xact_committed(admin: &Admin<'_>, xid: u64) -> Result<Option<bool>, CoordError> {
     let dsn = &admin.shared.config.metadata.dsn;
     let config: tokio_postgres::Config =
         dsn.parse().map_err(|e| CoordError::sql(SqlState::CONNECTION_EXCEPTION, format!("bad metadata DSN: {e}")))?;
@@ -93,44 +93,6 @@ pub async fn recover_prepared(admin: &Admin<'_>) -> Result<(u64, u64), CoordErro
                 None => {}
             }
         }
-    }
-    Ok((committed, rolled_back))
-}
-
-/// Settles the prepared transactions of ours in every database of every data node, connecting
-/// as the metadata store's user (see [`recover_prepared`]). Run at start and periodically, so a
-/// placement or DDL cut short by a crash does not hold its locks for long.
-pub async fn recover_everywhere(shared: &crate::server::Shared) -> Result<(u64, u64), CoordError> {
-    let config: tokio_postgres::Config = shared
-        .config
-        .metadata
-        .dsn
-        .parse()
-        .map_err(|e| CoordError::sql(SqlState::CONNECTION_EXCEPTION, format!("bad metadata DSN: {e}")))?;
-    let user = config.get_user().unwrap_or("postgres").to_owned();
-    let password = config.get_password().map(|p| String::from_utf8_lossy(p).into_owned());
-    let catalog = shared.catalog();
-    let mut databases = std::collections::BTreeSet::new();
-    for node in catalog.nodes() {
-        let admin = Admin { shared, user: &user, database: "postgres", password: password.as_deref() };
-        let client = connect(&admin, node).await?;
-        let rows = client
-            .query(
-                "SELECT DISTINCT database::text FROM pg_catalog.pg_prepared_xacts WHERE gid LIKE 'pgshard\\_%'",
-                &[],
-            )
-            .await
-            .map_err(CoordError::from_pg)?;
-        for row in rows {
-            databases.insert(row.try_get::<_, String>(0).map_err(CoordError::from_pg)?);
-        }
-    }
-    let (mut committed, mut rolled_back) = (0, 0);
-    for database in &databases {
-        let admin = Admin { shared, user: &user, database, password: password.as_deref() };
-        let (c, r) = recover_prepared(&admin).await?;
-        committed += c;
-        rolled_back += r;
     }
     Ok((committed, rolled_back))
 }
