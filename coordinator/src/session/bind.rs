@@ -1,7 +1,7 @@
 //! Bind in the extended protocol: a statement planned under an older catalog is planned
 //! again; over distributed tables the bound values pick the shard (the statement is prepared
 //! there under `pgshard_<id>_<shard>`), or the coordinator keeps a local portal when they
-//! reach several shards; statements as written go to home or the block's connection.
+//! reach several shards; statements as written go to home.
 
 use std::sync::Arc;
 
@@ -13,7 +13,7 @@ use super::relay::Unit;
 use super::plan::{self, ParamValue};
 use super::route::Decision;
 use super::simple::aborted_block;
-use super::txn::TxnState;
+use super::txn::Writes;
 use super::{Session, local, msg};
 use crate::error::CoordError;
 
@@ -65,7 +65,7 @@ impl Session {
                 Ok(self.bind_local(&b, &sql, &types, Some(plan)))
             }
             StmtKind::Shard(catalog, sp) => {
-                if matches!(self.txn, TxnState::Deferred { failed: true, .. }) {
+                if self.block_failed() {
                     return Ok(Action::Fail(aborted_block()));
                 }
                 let (catalog, sp, stmt) = (catalog.clone(), sp.clone(), stmt.clone());
@@ -106,31 +106,36 @@ impl Session {
                 self.statements.portals.insert(b.portal.to_owned(), PortalAt::Conn(conn));
                 let name = if b.statement.is_empty() { String::new() } else { format!("pgshard_{}_{index}", stmt.id) };
                 let sql = sp.single.render(Some(&schema));
-                Ok(self.bind_elsewhere(conn, &name, &sql, &stmt.types, b.portal, b.after_names))
+                let writes = if sp.kind == pgshard_planner::StmtKind::Select { Writes::Unknown } else { Writes::Yes };
+                Ok(self.bind_elsewhere(conn, &name, &sql, &stmt.types, b.portal, b.after_names, writes))
             }
             StmtKind::Txn(cmd) => {
                 self.statements.portals.insert(b.portal.to_owned(), PortalAt::Txn(cmd.clone()));
                 Ok(answer(b'2'))
             }
             StmtKind::Home => {
-                if matches!(self.txn, TxnState::Deferred { failed: true, .. }) {
+                if self.aborted_here(Some(0)) {
                     return Ok(Action::Fail(aborted_block()));
                 }
-                let target = self.current_conn();
-                self.statements.portals.insert(b.portal.to_owned(), PortalAt::Conn(target));
-                if target == 0 {
-                    return Ok(send(0, m, Unit::Bind));
-                }
-                let stmt = stmt.clone();
-                let name = if b.statement.is_empty() { String::new() } else { format!("pgshard_{}", stmt.id) };
-                Ok(self.bind_elsewhere(target, &name, &stmt.sql, &stmt.types, b.portal, b.after_names))
+                self.statements.portals.insert(b.portal.to_owned(), PortalAt::Conn(0));
+                Ok(send(0, m, Unit::Bind))
             }
         }
     }
 
     /// Frames that bind `portal` on connection `conn` to statement `name` (prepared there
     /// first if needed; the unnamed statement is parsed every time).
-    fn bind_elsewhere(&mut self, conn: usize, name: &str, sql: &str, types: &[u32], portal: &str, after: &[u8]) -> Action {
+    #[allow(clippy::too_many_arguments)]
+    fn bind_elsewhere(
+        &mut self,
+        conn: usize,
+        name: &str,
+        sql: &str,
+        types: &[u32],
+        portal: &str,
+        after: &[u8],
+        writes: Writes,
+    ) -> Action {
         let c = self.conns.get(conn);
         let mut frames = Vec::with_capacity(2);
         if name.is_empty() || !c.prepared.contains(name) {
@@ -140,6 +145,6 @@ impl Session {
             }
         }
         frames.push((msg::build(|o| msg::bind_with(portal, name, after, o)), Some((Unit::Bind, true))));
-        Action::Send { conn, frames, txn: true }
+        Action::Send { conn, frames, txn: Some(writes) }
     }
 }

@@ -7,7 +7,6 @@ use std::collections::HashSet;
 
 use bytes::{Bytes, BytesMut};
 use pgshard_catalog::NodeId;
-use pgshard_txn::TxnStatus;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::backend::{NodeAddr, Pooled, Pools, StartupFailure};
@@ -28,17 +27,27 @@ pub struct NodeConn {
     pub torn: bool,
     /// Statement names the session prepared on this connection for routed statements.
     pub prepared: HashSet<String>,
+    /// The connection failed during the coordinator's own exchange (a commit step): it is
+    /// replaced the next time the session needs the node.
+    pub dead: bool,
+    /// A second connection to the node for the coordinator's scratch work (the temporary table
+    /// of a merge inside a transaction block), outside the client's transaction.
+    pub scratch: bool,
 }
 
 impl NodeConn {
     /// Wraps a connection just checked out (idle, status `I`).
     pub fn new(node: NodeId, pooled: Pooled) -> Self {
-        Self { node, pooled, out: BytesMut::new(), status: b'I', torn: false, prepared: HashSet::new() }
-    }
-
-    /// Transaction status of the node's last ReadyForQuery.
-    pub fn txn_status(&self) -> TxnStatus {
-        TxnStatus::from_byte(self.status).unwrap_or_default()
+        Self {
+            node,
+            pooled,
+            out: BytesMut::new(),
+            status: b'I',
+            torn: false,
+            prepared: HashSet::new(),
+            dead: false,
+            scratch: false,
+        }
     }
 
     /// Writes everything queued.
@@ -100,6 +109,16 @@ impl NodeConn {
     }
 }
 
+async fn checkout(addr: &NodeAddr, pools: &Pools, opener: &Opener) -> Result<Pooled, CoordError> {
+    match pools.checkout(addr, opener.params.clone(), opener.password.as_deref()).await {
+        Ok(p) => Ok(p),
+        Err(StartupFailure::Failed(e)) => Err(e),
+        Err(StartupFailure::Refused(raw)) => {
+            Err(CoordError::NodeLost(String::from_utf8_lossy(raw.get(5..).unwrap_or_default()).replace('\0', " ")))
+        }
+    }
+}
+
 /// Everything needed to open more connections like the home one.
 pub struct Opener {
     /// The client's startup parameters (user, database, options, ...).
@@ -121,7 +140,12 @@ impl Conns {
 
     /// Index of the connection to `node`, if the session has one.
     pub fn find(&self, node: NodeId) -> Option<usize> {
-        self.list.iter().position(|c| c.node == node)
+        self.list.iter().position(|c| c.node == node && !c.scratch)
+    }
+
+    /// The connection at `i`, to look at.
+    pub fn peek(&self, i: usize) -> &NodeConn {
+        &self.list[i]
     }
 
     /// The connection at `i`.
@@ -129,20 +153,44 @@ impl Conns {
         &mut self.list[i]
     }
 
-    /// Index of the connection to `node`, opening one if needed.
-    pub async fn open(&mut self, node: NodeId, addr: &NodeAddr, pools: &Pools, opener: &Opener) -> Result<usize, CoordError> {
-        if let Some(i) = self.find(node) {
-            return Ok(i);
+    /// Index of the connection to `node`, opening one if needed. A dead connection is replaced
+    /// in place (`Ok((i, true))`), so indexes stay valid.
+    pub async fn open(&mut self, node: NodeId, addr: &NodeAddr, pools: &Pools, opener: &Opener) -> Result<(usize, bool), CoordError> {
+        if let Some(i) = self.find(node)
+            && !self.list[i].dead
+        {
+            return Ok((i, false));
         }
-        let pooled = match pools.checkout(addr, opener.params.clone(), opener.password.as_deref()).await {
-            Ok(p) => p,
-            Err(StartupFailure::Failed(e)) => return Err(e),
-            Err(StartupFailure::Refused(raw)) => {
-                return Err(CoordError::NodeLost(String::from_utf8_lossy(raw.get(5..).unwrap_or_default()).replace('\0', " ")));
+        let conn = NodeConn::new(node, checkout(addr, pools, opener).await?);
+        match self.find(node) {
+            Some(i) => {
+                self.list[i] = conn;
+                Ok((i, true))
             }
-        };
-        self.list.push(NodeConn::new(node, pooled));
-        Ok(self.list.len() - 1)
+            None => {
+                self.list.push(conn);
+                Ok((self.list.len() - 1, true))
+            }
+        }
+    }
+
+    /// Index of the session's scratch connection to `node`, opening one if needed.
+    pub async fn scratch(&mut self, node: NodeId, addr: &NodeAddr, pools: &Pools, opener: &Opener) -> Result<(usize, bool), CoordError> {
+        if let Some(i) = self.list.iter().position(|c| c.node == node && c.scratch && !c.dead) {
+            return Ok((i, false));
+        }
+        let mut conn = NodeConn::new(node, checkout(addr, pools, opener).await?);
+        conn.scratch = true;
+        match self.list.iter().position(|c| c.node == node && c.scratch) {
+            Some(i) => {
+                self.list[i] = conn;
+                Ok((i, true))
+            }
+            None => {
+                self.list.push(conn);
+                Ok((self.list.len() - 1, true))
+            }
+        }
     }
 
     /// How many connections the session holds.

@@ -1,8 +1,8 @@
 //! `COPY <distributed table> FROM STDIN` in the simple protocol: the coordinator answers the
 //! client's COPY itself, splits the incoming lines by the shard their distribution value hashes
 //! to (bounded buffers per shard), and writes each full buffer with one `COPY` into that shard on
-//! its node. Every node involved runs in one transaction, committed when the whole stream is in
-//! and rolled back everywhere on any error or CopyFail.
+//! its node. Every node involved joins the client's block, or an implicit one committed
+//! atomically when the whole stream is in and rolled back everywhere on any error or CopyFail.
 
 use std::sync::Arc;
 
@@ -11,9 +11,9 @@ use pgshard_catalog::{CatalogSnapshot, ColocationId, NodeId};
 use pgshard_planner::{CopyFormat, CopyIn};
 use tokio_postgres::error::SqlState;
 
-use super::fanout::{Merged, multi_node_in_block};
+use super::fanout::Merged;
 use super::relay::Interrupted;
-use super::txn::TxnState;
+use super::txn::Writes;
 use super::{Session, msg};
 use crate::distribute::copy::{LineFormat, ShardRouter};
 use crate::error::CoordError;
@@ -21,9 +21,6 @@ use crate::error::CoordError;
 impl Session {
     /// Serves a COPY FROM STDIN into a distributed table.
     pub(super) async fn run_copy_in(&mut self, catalog: &Arc<CatalogSnapshot>, plan: &CopyIn) -> Result<(), Interrupted> {
-        if !matches!(self.txn, TxnState::Idle) {
-            return self.refuse(multi_node_in_block("COPY into a distributed table")).await;
-        }
         let group = ColocationId(plan.group);
         let Some(g) = catalog.group(group) else {
             return self.refuse(CoordError::sql(SqlState::INTERNAL_ERROR, "unknown colocation group")).await;
@@ -39,11 +36,13 @@ impl Session {
                 Err(e) => return self.refuse(e).await,
             }
         }
-        let mut merged = Merged::default();
-        for &(_, i) in &nodes {
-            msg::query("BEGIN", &mut self.conns.get(i).out);
-            self.flush_conn(i).await?;
-            self.read_answer(i, &mut merged, false).await?;
+        let implicit = self.begin_implicit();
+        let conns: Vec<usize> = nodes.iter().map(|(_, i)| *i).collect();
+        if let Err(e) = self.join_now(&conns, Writes::Yes).await {
+            if implicit {
+                self.end_implicit(false).await;
+            }
+            return self.finish_merged(&Merged { error: Some(e), ..Merged::default() });
         }
         // CopyInResponse: text format, column formats unknown to the client's eyes (none).
         self.push(&msg::build(|o| {
@@ -114,15 +113,11 @@ impl Session {
                 }
             }
         }
-        let end = if failure.is_none() { "COMMIT" } else { "ROLLBACK" };
         let mut ended = Merged::default();
-        for &(_, i) in &nodes {
-            if self.conns.get(i).status == b'I' {
-                continue;
-            }
-            msg::query(end, &mut self.conns.get(i).out);
-            self.flush_conn(i).await?;
-            self.read_answer(i, &mut ended, false).await?;
+        if implicit {
+            ended.error = self.end_implicit(failure.is_none()).await;
+        } else if failure.is_some() {
+            self.fail_block();
         }
         let result = match (failure, ended.error) {
             (Some(e), _) | (None, Some(e)) => Merged { error: Some(e), ..Merged::default() },

@@ -23,7 +23,10 @@ impl Session {
     /// Decides what to do with a statement's text under the current catalog.
     pub(super) async fn decide(&mut self, sql: &str) -> Result<Decision, CoordError> {
         if let Some(cmd) = txn::classify(sql) {
-            return Ok(Decision::Txn(cmd));
+            return Ok(match cmd {
+                txn::TxnCmd::Refuse(why) => Decision::Refuse(why),
+                cmd => Decision::Txn(cmd),
+            });
         }
         let catalog = self.catalog();
         if catalog.tables().next().is_none() && !names_a_function(sql) {

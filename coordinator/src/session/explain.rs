@@ -8,10 +8,10 @@ use std::sync::Arc;
 use pgshard_catalog::{CatalogSnapshot, Shard};
 use pgshard_planner::{Explain, MergeStep, Plan, ShardPlan, StmtKind};
 
-use super::fanout::{Merged, multi_node_in_block};
+use super::fanout::Merged;
 use super::plan::{self, Routed};
 use super::relay::Interrupted;
-use super::txn::TxnState;
+use super::txn::Writes;
 use super::{Session, msg};
 use crate::error::CoordError;
 
@@ -39,17 +39,39 @@ impl Session {
             v.dedup();
             v
         };
-        if !matches!(self.txn, TxnState::Idle) && nodes.len() > 1 {
-            return self.refuse(multi_node_in_block("EXPLAIN of a statement over several nodes")).await;
-        }
         let shown = if e.analyze { statements.len() } else { 1 };
-        for (k, (shard, sql)) in statements.iter().take(shown).enumerate() {
-            let i = match self.conn_to(catalog, shard.node).await {
-                Ok(i) => i,
-                Err(err) => return self.refuse(err).await,
-            };
+        // EXPLAIN ANALYZE runs the statement: a write on several nodes is atomic like any other.
+        let runs = e.analyze && sp.kind != StmtKind::Select;
+        let implicit = runs && nodes.len() > 1 && self.begin_implicit();
+        let mut conns = Vec::new();
+        for (shard, _) in statements.iter().take(shown) {
+            match self.conn_to(catalog, shard.node).await {
+                Ok(i) => conns.push(i),
+                Err(err) => {
+                    if implicit {
+                        self.end_implicit(false).await;
+                    }
+                    return self.refuse(err).await;
+                }
+            }
+        }
+        let writes = match (runs, e.analyze) {
+            (true, _) => Writes::Yes,
+            (false, true) => Writes::Unknown,
+            (false, false) => Writes::No,
+        };
+        if let Err(err) = self.join_now(&conns, writes).await {
+            if implicit {
+                self.end_implicit(false).await;
+            }
+            return self.finish_merged(&Merged { error: Some(err), ..Merged::default() });
+        }
+        for (k, ((shard, sql), &i)) in statements.iter().zip(&conns).enumerate() {
             let (rows, error) = self.rows_on(i, &format!("{} {sql}", e.prefix)).await?;
             if let Some(err) = error {
+                if implicit {
+                    self.end_implicit(false).await;
+                }
                 return self.finish_merged(&Merged { error: Some(err), ..Merged::default() });
             }
             let text: Vec<String> = rows.into_iter().filter_map(|r| r.into_iter().next().flatten()).collect();
@@ -64,6 +86,9 @@ impl Session {
             } else if let Some(time) = text.iter().find(|l| l.trim_start().starts_with("Execution Time")) {
                 lines.push(format!("  Shard {} on {}: {}", shard.schema_name(), node_name(shard), time.trim()));
             }
+        }
+        if implicit && let Some(err) = self.end_implicit(true).await {
+            return self.finish_merged(&Merged { error: Some(err), ..Merged::default() });
         }
         let extended = self.extended;
         let out = self.client.out();

@@ -17,13 +17,13 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use pgshard_catalog::CatalogSnapshot;
 use pgshard_planner::{Plan, ShardPlan};
 
 use super::relay::{Interrupted, Owed, Unit};
-use super::simple::{aborted_block, poison};
-use super::txn::{TxnCmd, TxnState, tag_of};
+use super::simple::poison;
+use super::txn::{TxnCmd, TxnState, Writes};
 use super::local::{self, LocalPortal};
 use super::{BatchEnd, Session, msg};
 use crate::error::CoordError;
@@ -80,9 +80,12 @@ pub struct Statements {
 
 /// What to do with one client message.
 pub(super) enum Action {
-    /// Queue these frames, each with the answer it books, on connection `conn`; `txn` when
-    /// they belong to the client's transaction block (a Parse does not: it binds no block).
-    Send { conn: usize, frames: Vec<(Bytes, Option<(Unit, bool)>)>, txn: bool },
+    /// Queue these frames, each with the answer it books, on connection `conn`; `txn` (with
+    /// what they may write) when they belong to the client's transaction block (a Parse does
+    /// not: it makes no connection a member).
+    Send { conn: usize, frames: Vec<(Bytes, Option<(Unit, bool)>)>, txn: Option<Writes> },
+    /// Transaction control, run by the session.
+    Txn(TxnCmd),
     /// Answer the client with these bytes.
     Answer(Bytes),
     /// Fail the request with this error.
@@ -94,7 +97,7 @@ pub(super) enum Action {
 }
 
 pub(super) fn send(conn: usize, m: &Bytes, unit: Unit) -> Action {
-    let txn = !matches!(unit, Unit::Parse | Unit::DescribeStatement | Unit::Close);
+    let txn = (!matches!(unit, Unit::Parse | Unit::DescribeStatement | Unit::Close)).then_some(Writes::Unknown);
     Action::Send { conn, frames: vec![(m.clone(), Some((unit, true)))], txn }
 }
 
@@ -138,21 +141,18 @@ impl Session {
                             self.statements.unsynced.push(conn);
                         }
                     }
-                    if txn && !seg.bound {
-                        // The block's BEGIN goes ahead of what this segment already queued.
+                    if let Some(writes) = txn
+                        && !seg.bound
+                    {
+                        // A new member's join text goes ahead of what this segment already queued.
                         let queued = self.conns.get(conn).out.split();
                         let mut ahead = Owed::default();
-                        let bound = self.bind_txn(conn, &mut ahead);
+                        self.bind_txn(conn, &mut ahead, writes);
                         self.conns.get(conn).out.extend_from_slice(&queued);
-                        if let Err(e) = bound {
-                            self.close_segment(&mut seg).await?;
-                            if !self.statements.skipping {
-                                self.fail_request(e, &mut failed_here).await?;
-                            }
-                            continue;
-                        }
                         seg.bound = true;
                         seg.owed.prepend(ahead);
+                    } else if let Some(writes) = txn {
+                        self.join_prefix(conn, writes);
                     }
                     let c = self.conns.get(conn);
                     for (bytes, unit) in frames {
@@ -176,6 +176,13 @@ impl Session {
                     self.close_segment(&mut seg).await?;
                     if !self.statements.skipping {
                         self.describe_on_home_for_client(&sql, &types).await?;
+                    }
+                }
+                Action::Txn(cmd) => {
+                    self.close_segment(&mut seg).await?;
+                    if !self.statements.skipping && self.run_txn_cmd(&cmd).await? {
+                        failed_here = true;
+                        self.skip_to_sync();
                     }
                 }
                 Action::RunLocal(portal) => {
@@ -202,10 +209,17 @@ impl Session {
     /// Ends the request at the client's Sync.
     async fn sync(&mut self, mut seg: Segment, failed_here: bool) -> Result<(), Interrupted> {
         let unsynced = std::mem::take(&mut self.statements.unsynced);
+        let errored = self.statements.skipping;
         self.statements.skipping = false;
         let direct = match unsynced.as_slice() {
             [only] if seg.conn.is_none_or(|i| i == *only) && !failed_here => {
-                (matches!(self.txn, TxnState::Idle) || self.txn == TxnState::Bound(*only)).then_some(*only)
+                // The node's ReadyForQuery can go to the client as it is when its status is the
+                // session's: no block, or a block where only this member can change it.
+                let alone = match &self.txn {
+                    TxnState::Idle => true,
+                    TxnState::Block(b) => b.has(*only) && !self.block_failed(),
+                };
+                alone.then_some(*only)
             }
             _ => None,
         };
@@ -221,6 +235,9 @@ impl Session {
             return Ok(());
         }
         let swallowed = self.close_segment(&mut seg).await?;
+        if errored || self.statements.skipping {
+            self.fail_block();
+        }
         self.statements.skipping = false;
         if swallowed {
             self.statements.unsynced = unsynced;
@@ -258,14 +275,7 @@ impl Session {
         *failed_here = true;
         self.statements.skipping = true;
         msg::error(&err, self.client.out());
-        if let TxnState::Deferred { failed, .. } = &mut self.txn {
-            *failed = true;
-        }
-        if let TxnState::Bound(b) = self.txn
-            && !self.statements.unsynced.contains(&b)
-        {
-            self.statements.unsynced.push(b);
-        }
+        self.fail_block();
         for i in self.statements.unsynced.clone() {
             let mut owed = Owed::default();
             poison(self.conns.get(i), &mut owed);
@@ -334,7 +344,7 @@ impl Session {
                     Some(PortalAt::Conn(i)) => send(i, m, Unit::Execute),
                     Some(PortalAt::Txn(cmd)) => self.execute_txn(&cmd),
                     Some(PortalAt::Local(p)) => Action::RunLocal(p),
-                    None => send(self.current_conn(), m, Unit::Execute),
+                    None => send(0, m, Unit::Execute),
                 }
             }
             b'C' => {
@@ -348,7 +358,7 @@ impl Session {
                     match self.statements.portals.remove(name) {
                         Some(PortalAt::Conn(i)) => send(i, m, Unit::Close),
                         Some(PortalAt::Txn(_) | PortalAt::Local(_)) => answer(b'3'),
-                        None => send(self.current_conn(), m, Unit::Close),
+                        None => send(0, m, Unit::Close),
                     }
                 }
             }
@@ -376,44 +386,6 @@ impl Session {
 
     /// Executes a portal of transaction control.
     fn execute_txn(&mut self, cmd: &TxnCmd) -> Action {
-        if let TxnState::Bound(i) = self.txn {
-            let sql = match cmd {
-                TxnCmd::Begin(text) => text.as_str(),
-                TxnCmd::Commit => "COMMIT",
-                TxnCmd::Rollback => "ROLLBACK",
-            };
-            let mut out = BytesMut::new();
-            msg::parse("", sql, &[], &mut out);
-            let parse = out.split().freeze();
-            msg::bind_plain("", "", &mut out);
-            let bind = out.split().freeze();
-            msg::execute("", &mut out);
-            let exec = out.freeze();
-            return Action::Send {
-                conn: i,
-                frames: vec![
-                    (parse, Some((Unit::Parse, false))),
-                    (bind, Some((Unit::Bind, false))),
-                    (exec, Some((Unit::Execute, true))),
-                ],
-                txn: true,
-            };
-        }
-        let mut out = BytesMut::new();
-        match (cmd, &self.txn) {
-            (TxnCmd::Begin(text), TxnState::Idle) => {
-                self.txn = TxnState::Deferred { begin: text.clone(), failed: false };
-            }
-            (TxnCmd::Begin(_), TxnState::Deferred { failed: true, .. }) => return Action::Fail(aborted_block()),
-            (TxnCmd::Begin(_), _) => msg::warning("25001", "there is already a transaction in progress", &mut out),
-            (_, TxnState::Idle) => msg::warning("25P01", "there is no transaction in progress", &mut out),
-            (_, _) => {}
-        }
-        let failed = matches!(self.txn, TxnState::Deferred { failed: true, .. });
-        msg::command_complete(tag_of(cmd, failed), &mut out);
-        if !matches!(cmd, TxnCmd::Begin(_)) {
-            self.txn = TxnState::Idle;
-        }
-        Action::Answer(out.freeze())
+        Action::Txn(cmd.clone())
     }
 }

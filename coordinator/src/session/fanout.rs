@@ -2,9 +2,9 @@
 //! any statement), or on several nodes at once with the answers merged here. Each node gets
 //! one Query holding the statements of all its shards; the nodes work in parallel while their
 //! answers are read in turn. Rows are streamed to the client as they arrive; row counts are
-//! summed into one CommandComplete. Writes on several nodes run in one transaction per node,
-//! committed when every node succeeded and rolled back everywhere otherwise (two-phase commit
-//! comes with distributed transactions).
+//! summed into one CommandComplete. Every node joins the client's transaction block; outside
+//! one, a write on several nodes runs in an implicit block (see `txn`), committed atomically
+//! when every node succeeded and rolled back everywhere otherwise.
 
 use std::sync::Arc;
 
@@ -15,7 +15,7 @@ use pgshard_planner::{MergeStep, Plan, ShardPlan, StmtKind};
 use super::plan;
 use super::relay::Interrupted;
 use super::simple::aborted_block;
-use super::txn::TxnState;
+use super::txn::Writes;
 use super::{Session, msg};
 use crate::backend::NodeAddr;
 use crate::error::CoordError;
@@ -39,7 +39,7 @@ impl Merged {
             Some((v, c)) if c.bytes().all(|b| b.is_ascii_digit()) => (v, c.parse().unwrap_or(0)),
             _ => (tag, 0),
         };
-        if matches!(verb, "BEGIN" | "COMMIT" | "ROLLBACK" | "SET") {
+        if matches!(verb, "BEGIN" | "COMMIT" | "ROLLBACK" | "SET" | "SAVEPOINT") {
             return;
         }
         self.verb.get_or_insert_with(|| verb.to_owned());
@@ -60,18 +60,15 @@ impl Session {
         plan: Plan,
         sql: &str,
     ) -> Result<(), Interrupted> {
-        if matches!(self.txn, TxnState::Deferred { failed: true, .. }) {
+        if self.block_failed() {
             return self.answer_error(&aborted_block()).await;
         }
         let done = match plan {
             Plan::Function(call) => self.run_function(&call).await,
             Plan::Ddl(ddl) => self.run_ddl(&ddl, &catalog, sql).await,
             Plan::EveryNode => {
-                if !matches!(self.txn, TxnState::Idle) {
-                    return self.refuse(multi_node_in_block("a write to a reference table")).await;
-                }
                 let work = catalog.nodes().iter().map(|n| (n.id, sql.to_owned())).collect();
-                return self.fan_out(&catalog, work, true, false).await;
+                return self.fan_out(&catalog, work, Some(Writes::Yes), false).await;
             }
             Plan::Shards(sp) => return self.run_shards_simple(&catalog, &sp).await,
             Plan::CopyIn(c) => return self.run_copy_in(&catalog, &c).await,
@@ -97,27 +94,25 @@ impl Session {
             Ok(r) => r,
             Err(e) => return self.refuse(e).await,
         };
+        let write = sp.kind != StmtKind::Select;
+        let writes = if write { Writes::Yes } else { Writes::Unknown };
         if let [shard] = routed.shards.as_slice() {
             let sql = sp.single.render(Some(&shard.schema_name()));
             if self.extended {
                 // A local portal answers in the extended protocol's form.
-                return self.fan_out(catalog, vec![(shard.node, sql)], sp.kind != StmtKind::Select, true).await;
+                return self.fan_out(catalog, vec![(shard.node, sql)], write.then_some(writes), true).await;
             }
             let i = match self.conn_to(catalog, shard.node).await {
                 Ok(i) => i,
                 Err(e) => return self.refuse(e).await,
             };
             let frame = msg::build(|o| msg::query(&sql, o));
-            return self.send_query(i, &frame).await;
+            return self.send_query(i, &frame, writes).await;
         }
         let multi = match &sp.multi {
             Ok(m) => m,
             Err(why) => return self.refuse(CoordError::Unsupported(why.clone())).await,
         };
-        if !matches!(self.txn, TxnState::Idle) {
-            return self.refuse(multi_node_in_block("a statement over several shards")).await;
-        }
-        let write = sp.kind != StmtKind::Select;
         match &multi.merge {
             MergeStep::Concat => {
                 let mut per_node: Vec<(NodeId, String)> = Vec::new();
@@ -133,7 +128,8 @@ impl Session {
                     };
                     push_statement(&mut per_node, shard.node, text);
                 }
-                self.fan_out(catalog, per_node, write, true).await
+                // Shards whose rows no statement touches may not write at all: asked at commit.
+                self.fan_out(catalog, per_node, write.then_some(Writes::Unknown), true).await
             }
             MergeStep::Sort { keys, limit, offset, junk } => {
                 if self.sort_merge(catalog, multi, keys, *limit, *offset, *junk, &routed.shards).await? {
@@ -147,26 +143,48 @@ impl Session {
 
     /// The index of the session's connection to `node`, opened (and set up) on first use.
     pub(super) async fn conn_to(&mut self, catalog: &CatalogSnapshot, node: NodeId) -> Result<usize, CoordError> {
-        if let Some(i) = self.conns.find(node) {
+        if let Some(i) = self.conns.find(node)
+            && !self.conns.get(i).dead
+        {
             return Ok(i);
         }
+        if self.conns.find(node) == Some(0) {
+            return Err(CoordError::NodeLost("the connection to the default node was lost".into()));
+        }
         let n = catalog.node(node).ok_or(pgshard_catalog::CatalogError::UndefinedNode(node))?;
-        let i = self.conns.open(node, &NodeAddr::of(n), &self.shared.pools, &self.opener).await?;
-        for sql in self.settings.clone() {
-            self.apply_setting(i, &sql).await.map_err(|_| CoordError::NodeLost("while applying session settings".into()))?;
+        let (i, _) = self.conns.open(node, &NodeAddr::of(n), &self.shared.pools, &self.opener).await?;
+        self.setup_conn(i).await?;
+        Ok(i)
+    }
+
+    /// A scratch connection to `node`, outside the client's transaction.
+    pub(super) async fn scratch_to(&mut self, catalog: &CatalogSnapshot, node: NodeId) -> Result<usize, CoordError> {
+        let n = catalog.node(node).ok_or(pgshard_catalog::CatalogError::UndefinedNode(node))?;
+        let (i, fresh) = self.conns.scratch(node, &NodeAddr::of(n), &self.shared.pools, &self.opener).await?;
+        if fresh {
+            self.setup_conn(i).await?;
         }
         Ok(i)
     }
 
-    /// Sends each node its statements (`;`-separated) in one Query and merges the answers. A
-    /// write runs in a transaction per node, committed only when all succeeded. `all_rows`:
-    /// rows of every node reach the client (else only the first node's, for reference writes
-    /// whose copies answer alike).
+    /// Replays the session's settings on a new connection.
+    async fn setup_conn(&mut self, i: usize) -> Result<(), CoordError> {
+        for sql in self.settings.clone() {
+            self.apply_setting(i, &sql).await.map_err(|_| CoordError::NodeLost("while applying session settings".into()))?;
+        }
+        Ok(())
+    }
+
+    /// Sends each node its statements (`;`-separated) in one Query and merges the answers.
+    /// `writes`: what a write may have done on each node (`None` for a read). A write on
+    /// several nodes outside a block runs in an implicit block, committed atomically when every
+    /// node succeeded. `all_rows`: rows of every node reach the client (else only the first
+    /// node's, for reference writes whose copies answer alike).
     pub(super) async fn fan_out(
         &mut self,
         catalog: &CatalogSnapshot,
         work: Vec<(NodeId, String)>,
-        write: bool,
+        writes: Option<Writes>,
         all_rows: bool,
     ) -> Result<(), Interrupted> {
         let mut conns = Vec::with_capacity(work.len());
@@ -176,9 +194,12 @@ impl Session {
                 Err(e) => return self.refuse(e).await,
             }
         }
-        let wrap = write && conns.len() > 1;
+        let implicit = writes.is_some() && conns.len() > 1 && self.begin_implicit();
         for (&i, (_, sql)) in conns.iter().zip(&work) {
-            let text = if wrap { format!("BEGIN;{sql}") } else { sql.clone() };
+            let text = match self.join_prefix(i, writes.unwrap_or(Writes::Unknown)) {
+                Some(join) => format!("{join};{sql}"),
+                None => sql.clone(),
+            };
             msg::query(&text, &mut self.conns.get(i).out);
             self.flush_conn(i).await?;
         }
@@ -186,16 +207,8 @@ impl Session {
         for (k, &i) in conns.iter().enumerate() {
             self.read_answer(i, &mut merged, all_rows || k == 0).await?;
         }
-        if wrap {
-            let end = if merged.error.is_none() { "COMMIT" } else { "ROLLBACK" };
-            for &i in &conns {
-                if self.conns.get(i).status == b'I' {
-                    continue;
-                }
-                msg::query(end, &mut self.conns.get(i).out);
-                self.flush_conn(i).await?;
-                self.read_answer(i, &mut merged, false).await?;
-            }
+        if implicit && let Some(e) = self.end_implicit(merged.error.is_none()).await {
+            merged.error = Some(e);
         }
         self.finish_merged(&merged)
     }
@@ -262,14 +275,6 @@ pub(super) fn push_statement(per_node: &mut Vec<(NodeId, String)>, node: NodeId,
         }
         None => per_node.push((node, text)),
     }
-}
-
-/// 0A000 for work that needs a second data node inside a transaction block.
-pub(super) fn multi_node_in_block(what: &str) -> CoordError {
-    CoordError::Unsupported(format!(
-        "{what} inside a transaction block: it needs several data nodes in one transaction, which \
-         pgshard does not support yet"
-    ))
 }
 
 /// The shards of `shards` on each node, in order.

@@ -13,9 +13,10 @@ use pgshard_catalog::{CatalogSnapshot, NodeId};
 use pgshard_planner::{Plan, bind_params, max_param};
 use tokio_postgres::error::SqlState;
 
-use super::fanout::{Merged, multi_node_in_block};
+use super::fanout::Merged;
+use super::simple::aborted_block;
 use super::relay::Interrupted;
-use super::txn::TxnState;
+use super::txn::Writes;
 use super::route::Decision;
 use super::{Session, msg};
 use crate::error::CoordError;
@@ -131,11 +132,11 @@ impl Session {
     }
 
     /// Runs a bound portal: on each node, Parse/Bind/Execute of every shard's statement and one
-    /// Sync, nodes in parallel; rows stream to the client, counts are summed. A write on several
-    /// nodes runs in a transaction per node, committed only when all succeeded.
+    /// Sync, nodes in parallel; rows stream to the client, counts are summed. Every node joins
+    /// the client's block; outside one, a write on several nodes runs in an implicit block.
     async fn run_bound(&mut self, bound: &Bound) -> Result<(), Interrupted> {
-        if !matches!(self.txn, TxnState::Idle) {
-            return self.answer_error(&multi_node_in_block("a statement over several shards")).await;
+        if self.block_failed() {
+            return self.answer_error(&aborted_block()).await;
         }
         let mut per_node: Vec<(NodeId, usize, Vec<&str>)> = Vec::new();
         for (node, sql) in &bound.statements {
@@ -150,13 +151,18 @@ impl Session {
                 }
             }
         }
-        let wrap = bound.write && per_node.len() > 1;
+        let implicit = bound.write && per_node.len() > 1 && self.begin_implicit();
+        // Shards whose rows the statement does not touch may not write: asked at commit.
+        let writes = Writes::Unknown;
         let mut merged = Merged::default();
+        let mut joined = Vec::new();
         for (_, i, list) in &per_node {
+            let join = self.join_prefix(*i, writes);
             let out = &mut self.conns.get(*i).out;
-            if wrap {
-                msg::query("BEGIN", out);
+            if let Some(text) = &join {
+                msg::query(text, out);
             }
+            joined.push(join.is_some());
             for sql in list {
                 msg::parse("", sql, &bound.types, out);
                 msg::bind_with("", "", &bound.after_names, out);
@@ -165,23 +171,14 @@ impl Session {
             msg::sync(out);
             self.flush_conn(*i).await?;
         }
-        for (_, i, _) in &per_node {
-            if wrap {
-                let mut ignored = Merged::default();
-                self.read_answer(*i, &mut ignored, false).await?;
+        for ((_, i, _), joined) in per_node.iter().zip(joined) {
+            if joined {
+                self.read_answer(*i, &mut merged, false).await?;
             }
             self.read_answer(*i, &mut merged, true).await?;
         }
-        if wrap {
-            let end = if merged.error.is_none() { "COMMIT" } else { "ROLLBACK" };
-            for (_, i, _) in &per_node {
-                if self.conns.get(*i).status == b'I' {
-                    continue;
-                }
-                msg::query(end, &mut self.conns.get(*i).out);
-                self.flush_conn(*i).await?;
-                self.read_answer(*i, &mut merged, false).await?;
-            }
+        if implicit && let Some(e) = self.end_implicit(merged.error.is_none()).await {
+            merged.error = Some(e);
         }
         self.finish_merged(&merged)
     }

@@ -15,6 +15,7 @@ use pgshard_planner::{Limit, MergeStep, MultiShard};
 use super::dispatch::quote_ident;
 use super::fanout::{Merged, by_node};
 use super::relay::Interrupted;
+use super::txn::{TxnState, Writes};
 use super::{Session, msg};
 use crate::error::CoordError;
 
@@ -57,12 +58,24 @@ impl Session {
         multi: &MultiShard,
         shards: &[&Shard],
     ) -> Result<(), Interrupted> {
+        // Inside a block the temporary table lives on a scratch connection to home, in a
+        // transaction of its own (a transaction that touched a temporary table cannot be
+        // prepared); the shards are read by the block's members.
+        let h = if matches!(self.txn, TxnState::Idle) {
+            0
+        } else {
+            let home = self.conns.get(0).node;
+            match self.scratch_to(catalog, home).await {
+                Ok(i) => i,
+                Err(e) => return self.answer_error(&e).await,
+            }
+        };
         let shell = inner(&multi.fragment.render(None));
         // The fragment's output names may repeat (`SELECT a.name, b.name`): the table's columns
         // are c1..cn, and the final query gives them their names back.
         let names = match self.describe_on_home(&format!("SELECT * FROM ({shell}) pgshard_f")).await? {
             Ok(description) => msg::row_description_names(&description).map_err(Interrupted::Protocol)?,
-            Err(e) => return self.end_on_home(Merged { error: Some(e), ..Merged::default() }).await,
+            Err(e) => return self.end_on_home(h, Merged { error: Some(e), ..Merged::default() }).await,
         };
         let aliases: Vec<String> = (1..=names.len()).map(|i| format!("c{i}")).collect();
         let setup = format!(
@@ -71,9 +84,9 @@ impl Session {
              WHERE a.attrelid = '{TABLE}'::pg_catalog.regclass AND a.attnum > 0 ORDER BY a.attnum",
             aliases.join(", ")
         );
-        let (columns, error) = self.rows_on(0, &setup).await?;
+        let (columns, error) = self.rows_on(h, &setup).await?;
         if let Some(e) = error {
-            return self.end_on_home(Merged { error: Some(e), ..Merged::default() }).await;
+            return self.end_on_home(h, Merged { error: Some(e), ..Merged::default() }).await;
         }
         let types: Vec<String> = columns.iter().map(|r| r.get(1).cloned().flatten().unwrap_or_default()).collect();
         let final_sql = match &multi.merge {
@@ -97,27 +110,28 @@ impl Session {
                 }
                 match limit {
                     Some(Limit::Value(n)) => q.push_str(&format!(" LIMIT {n}")),
-                    Some(Limit::Param(_)) => return self.fail_on_home(param_limit()).await,
+                    Some(Limit::Param(_)) => return self.fail_on_home(h, param_limit()).await,
                     None => {}
                 }
                 match offset {
                     Limit::Value(0) => {}
                     Limit::Value(n) => q.push_str(&format!(" OFFSET {n}")),
-                    Limit::Param(_) => return self.fail_on_home(param_limit()).await,
+                    Limit::Param(_) => return self.fail_on_home(h, param_limit()).await,
                 }
                 q
             }
-            MergeStep::Concat => return self.fail_on_home(CoordError::Protocol("internal: concat merge on home".into())).await,
+            MergeStep::Concat => {
+                return self.fail_on_home(h, CoordError::Protocol("internal: concat merge on home".into())).await;
+            }
         };
-        if let Some(e) = self.copy_shards_to_home(catalog, multi, shards).await? {
-            return self.end_on_home(Merged { error: Some(e), ..Merged::default() }).await;
+        if let Some(e) = self.copy_shards_to_home(catalog, multi, shards, h).await? {
+            return self.end_on_home(h, Merged { error: Some(e), ..Merged::default() }).await;
         }
-        let home = 0;
-        msg::query(&final_sql, &mut self.conns.get(home).out);
-        self.flush_conn(home).await?;
+        msg::query(&final_sql, &mut self.conns.get(h).out);
+        self.flush_conn(h).await?;
         let mut merged = Merged::default();
-        self.read_answer(home, &mut merged, true).await?;
-        self.end_on_home(merged).await
+        self.read_answer(h, &mut merged, true).await?;
+        self.end_on_home(h, merged).await
     }
 
     /// PostgreSQL's RowDescription of a query, from a Describe on home; or its error.
@@ -164,19 +178,21 @@ impl Session {
         }
     }
 
-    /// Streams every shard's fragment rows into the temporary table on home. Returns the
-    /// first error a node sent.
+    /// Streams every shard's fragment rows into the temporary table on home (connection `h`).
+    /// Returns the first error a node sent.
     async fn copy_shards_to_home(
         &mut self,
         catalog: &Arc<CatalogSnapshot>,
         multi: &MultiShard,
         shards: &[&Shard],
+        h: usize,
     ) -> Result<Option<bytes::Bytes>, Interrupted> {
         let mut conns = Vec::new();
         let home_node = self.conns.get(0).node;
         let mut local = Vec::new();
+        let mut copies = Vec::new();
         for (node, list) in by_node(shards) {
-            if node == home_node {
+            if node == home_node && h == 0 {
                 // Home's own shards fill the table right there.
                 local = list
                     .iter()
@@ -192,16 +208,22 @@ impl Session {
                 .iter()
                 .map(|s| format!("COPY ({}) TO STDOUT (FORMAT binary)", inner(&multi.fragment.render(Some(&s.schema_name())))))
                 .collect();
-            msg::query(&text.join(";\n"), &mut self.conns.get(i).out);
-            self.flush_conn(i).await?;
             conns.push(i);
+            copies.push(text.join(";\n"));
+        }
+        if let Err(e) = self.join_now(&conns, Writes::Unknown).await {
+            return Ok(Some(e));
+        }
+        for (&i, text) in conns.iter().zip(&copies) {
+            msg::query(text, &mut self.conns.get(i).out);
+            self.flush_conn(i).await?;
         }
         local.push(format!("COPY {TABLE} FROM STDIN (FORMAT binary)"));
-        msg::query(&local.join(";\n"), &mut self.conns.get(0).out);
-        self.flush_conn(0).await?;
+        msg::query(&local.join(";\n"), &mut self.conns.get(h).out);
+        self.flush_conn(h).await?;
         let mut home_error = None;
         loop {
-            let (tag, m) = self.conns.get(0).recv().await?;
+            let (tag, m) = self.conns.get(h).recv().await?;
             match tag {
                 b'G' => break,
                 b'E' => {
@@ -232,9 +254,9 @@ impl Session {
                             msg::copy_data(&tuples, &mut out);
                         }
                         if out.len() >= 64 * 1024 {
-                            let home = self.conns.get(0);
+                            let home = self.conns.get(h);
                             home.out.extend_from_slice(&out.split());
-                            self.flush_conn(0).await?;
+                            self.flush_conn(h).await?;
                         }
                     }
                     b'E' => {
@@ -254,10 +276,10 @@ impl Session {
             }
             Some(_) => msg::copy_fail("a shard failed", &mut out),
         }
-        self.conns.get(0).out.extend_from_slice(&out);
-        self.flush_conn(0).await?;
+        self.conns.get(h).out.extend_from_slice(&out);
+        self.flush_conn(h).await?;
         loop {
-            let (tag, m) = self.conns.get(0).recv().await?;
+            let (tag, m) = self.conns.get(h).recv().await?;
             match tag {
                 b'E' if error.is_none() => error = Some(m),
                 b'Z' => {
@@ -268,20 +290,24 @@ impl Session {
         }
     }
 
-    /// Ends the transaction on home (COMMIT, or ROLLBACK after an error) and queues the answer.
-    async fn end_on_home(&mut self, merged: Merged) -> Result<(), Interrupted> {
-        let end = if merged.error.is_none() && self.conns.get(0).status == b'T' { "COMMIT" } else { "ROLLBACK" };
-        if self.conns.get(0).status != b'I' {
-            msg::query(end, &mut self.conns.get(0).out);
-            self.flush_conn(0).await?;
+    /// Ends the merge's transaction on home (COMMIT, or ROLLBACK after an error) and queues
+    /// the answer; in a block, an error fails the block.
+    async fn end_on_home(&mut self, h: usize, merged: Merged) -> Result<(), Interrupted> {
+        let end = if merged.error.is_none() && self.conns.get(h).status == b'T' { "COMMIT" } else { "ROLLBACK" };
+        if self.conns.get(h).status != b'I' {
+            msg::query(end, &mut self.conns.get(h).out);
+            self.flush_conn(h).await?;
             let mut ignored = Merged::default();
-            self.read_answer(0, &mut ignored, false).await?;
+            self.read_answer(h, &mut ignored, false).await?;
+        }
+        if merged.error.is_some() {
+            self.fail_block();
         }
         self.finish_merged(&merged)
     }
 
-    async fn fail_on_home(&mut self, e: CoordError) -> Result<(), Interrupted> {
-        self.end_on_home(Merged { error: Some(msg::build(|o| msg::error(&e, o))), ..Merged::default() }).await
+    async fn fail_on_home(&mut self, h: usize, e: CoordError) -> Result<(), Interrupted> {
+        self.end_on_home(h, Merged { error: Some(msg::build(|o| msg::error(&e, o))), ..Merged::default() }).await
     }
 
     pub(super) async fn flush_conn(&mut self, i: usize) -> Result<(), Interrupted> {

@@ -29,7 +29,9 @@ use crate::server::Shared;
 use crate::wire::encode;
 
 mod bind;
+mod block;
 mod client;
+mod commit;
 mod conns;
 mod copy_in;
 mod dispatch;
@@ -49,7 +51,7 @@ mod txn;
 use client::{ClientIo, READ_CHUNK};
 use conns::{Conns, NodeConn, Opener};
 use extended::Statements;
-use relay::{Interrupted, Owed, Unit};
+use relay::{Interrupted, Owed};
 use txn::TxnState;
 
 /// Serves one client connection from its first byte to its end.
@@ -300,30 +302,6 @@ impl Session {
         }
     }
 
-    /// The transaction status the client sees.
-    fn status(&mut self) -> TxnStatus {
-        match &self.txn {
-            TxnState::Idle => TxnStatus::Idle,
-            TxnState::Deferred { failed: false, .. } => TxnStatus::InBlock,
-            TxnState::Deferred { failed: true, .. } => TxnStatus::Failed,
-            TxnState::Bound(i) => self.conns.get(*i).txn_status(),
-        }
-    }
-
-    /// After a request: a block whose node went back to idle is over.
-    /// A statement that opened a block itself (`BEGIN; ...` in one query string) binds it.
-    fn settle_txn(&mut self) {
-        match self.txn {
-            TxnState::Bound(i) if self.conns.get(i).status == b'I' => self.txn = TxnState::Idle,
-            TxnState::Idle => {
-                if let Some(i) = (0..self.conns.len()).find(|&i| self.conns.get(i).status != b'I') {
-                    self.txn = TxnState::Bound(i);
-                }
-            }
-            _ => {}
-        }
-    }
-
     /// The catalog now in force.
     fn catalog(&self) -> Arc<CatalogSnapshot> {
         self.shared.catalog()
@@ -338,9 +316,7 @@ impl Session {
     /// Queues an error and ReadyForQuery with the client's status.
     async fn answer_error(&mut self, err: &CoordError) -> Result<(), Interrupted> {
         msg::error(err, self.client.out());
-        if let TxnState::Deferred { failed, .. } = &mut self.txn {
-            *failed = true;
-        }
+        self.fail_block();
         if self.extended {
             self.skip_to_sync();
             return Ok(());
@@ -348,31 +324,6 @@ impl Session {
         let status = self.status().as_byte();
         msg::ready(status, self.client.out());
         self.client.maybe_flush().await.map_err(|_| Interrupted::ClientGone)
-    }
-
-    /// Makes connection `i` the one a deferred block runs on: sends the client's BEGIN ahead
-    /// of what is queued next (its answer swallowed). Refuses a second node in a bound block.
-    fn bind_txn(&mut self, i: usize, owed: &mut Owed) -> Result<(), CoordError> {
-        match &self.txn {
-            TxnState::Idle => Ok(()),
-            TxnState::Bound(b) if *b == i => Ok(()),
-            TxnState::Bound(b) => {
-                let other = self.conns.get(*b).node;
-                let node = self.conns.get(i).node;
-                Err(CoordError::Unsupported(format!(
-                    "this transaction block already runs on data node {other}; a statement that needs data node {node} \
-                     in the same block needs distributed transactions, which pgshard does not support yet"
-                )))
-            }
-            TxnState::Deferred { begin, .. } => {
-                let begin = begin.clone();
-                let conn = self.conns.get(i);
-                msg::query(&begin, &mut conn.out);
-                owed.push(Unit::Query, false);
-                self.txn = TxnState::Bound(i);
-                Ok(())
-            }
-        }
     }
 
     /// Gives the connections back to the pool and tells the client why the session ended.
@@ -383,7 +334,7 @@ impl Session {
         let _ = self.client.flush().await;
         let resting = matches!(reason, EndReason::Terminated | EndReason::ClientGone | EndReason::Shutdown) && !self.busy;
         for conn in self.conns.into_vec() {
-            let clean = resting && !conn.torn && !self.custom_variable;
+            let clean = resting && !conn.torn && !conn.dead && !self.custom_variable;
             let in_txn = conn.status != b'I';
             self.shared.pools.checkin(conn.pooled, clean, in_txn);
         }

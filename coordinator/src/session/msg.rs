@@ -352,6 +352,27 @@ pub fn warning(code: &str, message: &str, out: &mut BytesMut) {
     });
 }
 
+/// A field of an ErrorResponse or NoticeResponse (`b'M'` message, `b'C'` SQLSTATE, ...).
+pub fn error_field(msg: &[u8], field: u8) -> Option<String> {
+    let mut body = msg.get(5..)?;
+    while let Some((&f, rest)) = body.split_first() {
+        if f == 0 {
+            break;
+        }
+        let end = rest.iter().position(|&b| b == 0)?;
+        if f == field {
+            return Some(String::from_utf8_lossy(&rest[..end]).into_owned());
+        }
+        body = &rest[end + 1..];
+    }
+    None
+}
+
+/// The message of an ErrorResponse.
+pub fn error_message(msg: &[u8]) -> String {
+    error_field(msg, b'M').unwrap_or_default()
+}
+
 /// Appends an ErrorResponse for a coordinator error.
 pub fn error(err: &CoordError, out: &mut BytesMut) {
     err.encode(Severity::Error, out);

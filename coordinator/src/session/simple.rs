@@ -7,7 +7,7 @@ use tokio_postgres::error::SqlState;
 
 use super::relay::{Interrupted, Owed, Unit};
 use super::route::Decision;
-use super::txn::{TxnCmd, TxnState, tag_of};
+use super::txn::{TxnState, Writes};
 use super::{Session, msg};
 use crate::error::CoordError;
 
@@ -25,9 +25,12 @@ impl Session {
         match tag {
             b'Q' => self.run_query(m).await,
             b'F' => {
-                let i = self.current_conn();
+                if self.aborted_here(Some(0)) {
+                    return self.answer_error(&aborted_block()).await;
+                }
+                let i = 0;
                 let mut owed = Owed::default();
-                self.bind_txn(i, &mut owed).map_err(Interrupted::Protocol)?;
+                self.bind_txn(i, &mut owed, Writes::Unknown);
                 self.conns.get(i).out.extend_from_slice(&m);
                 owed.push(Unit::FunctionCall, true);
                 self.exchange(i, &mut owed).await?;
@@ -35,14 +38,6 @@ impl Session {
                 Ok(())
             }
             _ => Err(Interrupted::Protocol(CoordError::Protocol(format!("invalid frontend message type {tag}")))),
-        }
-    }
-
-    /// The connection a statement that may run anywhere goes to: the bound one in a block.
-    pub(super) fn current_conn(&self) -> usize {
-        match self.txn {
-            TxnState::Bound(i) => i,
-            _ => 0,
         }
     }
 
@@ -56,18 +51,23 @@ impl Session {
             Err(e) => return self.refuse(e).await,
         };
         match decision {
-            Decision::Txn(cmd) => self.run_txn_query(cmd, m).await,
+            Decision::Txn(cmd) => {
+                self.run_txn_cmd(&cmd).await?;
+                let status = self.status().as_byte();
+                msg::ready(status, self.client.out());
+                Ok(())
+            }
             Decision::Refuse(why) => self.refuse(CoordError::Unsupported(why)).await,
             Decision::Plan(catalog, plan) => {
                 let sql = sql.to_owned();
                 self.run_plan_simple(catalog, *plan, &sql).await
             }
             Decision::Home => {
-                if matches!(self.txn, TxnState::Deferred { failed: true, .. }) {
+                if self.aborted_here(Some(0)) {
                     return self.answer_error(&aborted_block()).await;
                 }
-                let i = self.current_conn();
-                self.send_query(i, &m).await?;
+                let i = 0;
+                self.send_query(i, &m, Writes::Unknown).await?;
                 if !self.last_query_failed
                     && matches!(self.txn, TxnState::Idle)
                     && crate::guc::is_session_setting(sql)
@@ -80,12 +80,11 @@ impl Session {
         }
     }
 
-    /// Sends a Query to connection `i` (binding a deferred block to it) and relays the answer.
-    pub(super) async fn send_query(&mut self, i: usize, m: &[u8]) -> Result<(), Interrupted> {
+    /// Sends a Query to connection `i` (a member of the open block from then on) and relays
+    /// the answer.
+    pub(super) async fn send_query(&mut self, i: usize, m: &[u8], writes: Writes) -> Result<(), Interrupted> {
         let mut owed = Owed::default();
-        if let Err(e) = self.bind_txn(i, &mut owed) {
-            return self.refuse(e).await;
-        }
+        self.bind_txn(i, &mut owed, writes);
         self.conns.get(i).out.extend_from_slice(m);
         owed.push(Unit::Query, true);
         self.exchange(i, &mut owed).await?;
@@ -125,43 +124,10 @@ impl Session {
         Ok(())
     }
 
-    /// Answers a statement the coordinator refuses: in a bound block, the node's transaction is
-    /// failed first, so the block behaves as after any error.
+    /// Answers a statement the coordinator refuses; in a block, the block fails as after any
+    /// error.
     pub(super) async fn refuse(&mut self, err: CoordError) -> Result<(), Interrupted> {
-        if let TxnState::Bound(i) = self.txn {
-            let mut owed = Owed::default();
-            poison(self.conns.get(i), &mut owed);
-            msg::sync(&mut self.conns.get(i).out);
-            owed.push(Unit::Sync, false);
-            self.exchange(i, &mut owed).await?;
-        }
         self.answer_error(&err).await
-    }
-
-    async fn run_txn_query(&mut self, cmd: TxnCmd, m: Bytes) -> Result<(), Interrupted> {
-        if let TxnState::Bound(i) = self.txn {
-            return self.send_query(i, &m).await;
-        }
-        let out = self.client.out();
-        match (&cmd, &self.txn) {
-            (TxnCmd::Begin(text), TxnState::Idle) => {
-                self.txn = TxnState::Deferred { begin: text.clone(), failed: false };
-            }
-            (TxnCmd::Begin(_), TxnState::Deferred { failed: true, .. }) => {
-                return self.answer_error(&aborted_block()).await;
-            }
-            (TxnCmd::Begin(_), _) => msg::warning("25001", "there is already a transaction in progress", out),
-            (_, TxnState::Idle) => msg::warning("25P01", "there is no transaction in progress", out),
-            (_, _) => {}
-        }
-        let failed = matches!(self.txn, TxnState::Deferred { failed: true, .. });
-        msg::command_complete(tag_of(&cmd, failed), self.client.out());
-        if !matches!(cmd, TxnCmd::Begin(_)) {
-            self.txn = TxnState::Idle;
-        }
-        let status = self.status().as_byte();
-        msg::ready(status, self.client.out());
-        Ok(())
     }
 }
 

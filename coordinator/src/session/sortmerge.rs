@@ -14,6 +14,7 @@ use pgshard_planner::{Limit, MultiShard, SortKey};
 
 use super::fanout::{Merged, by_node};
 use super::relay::Interrupted;
+use super::txn::Writes;
 use super::{Session, msg};
 
 /// A sort key value as the coordinator compares it.
@@ -256,15 +257,21 @@ impl Session {
             bind_tail.put_i16(*f);
         }
         let mut streams = Vec::new();
-        for (node, list) in by_node(shards) {
-            let i = match self.conn_to(catalog, node).await {
-                Ok(i) => i,
+        let mut conns = Vec::new();
+        for (node, _) in by_node(shards) {
+            match self.conn_to(catalog, node).await {
+                Ok(i) => conns.push(i),
                 Err(e) => {
-                    self.drain(&streams).await?;
                     self.answer_error(&e).await?;
                     return Ok(true);
                 }
-            };
+            }
+        }
+        if let Err(e) = self.join_now(&conns, Writes::Unknown).await {
+            self.finish_merged(&Merged { error: Some(e), ..Merged::default() })?;
+            return Ok(true);
+        }
+        for ((_, list), &i) in by_node(shards).into_iter().zip(&conns) {
             let parts: Vec<String> =
                 list.iter().map(|s| format!("({})", super::merge::inner(&multi.fragment.render(Some(&s.schema_name()))))).collect();
             let mut sql = format!("SELECT * FROM ({}) pgshard_u ORDER BY {}", parts.join("\nUNION ALL\n"), order.join(", "));

@@ -1,65 +1,210 @@
-//! Transaction blocks as the session sees them. BEGIN is not sent anywhere at once: the block
-//! is *deferred* until its first statement picks a data node, which then receives the client's
-//! own BEGIN text (isolation level, READ ONLY, ...) just before that statement, and the block is
-//! *bound* to that node for its life. COMMIT and ROLLBACK go to the bound node, or are answered
-//! by the coordinator when no statement ran. A statement that needs a second data node inside a
-//! bound block is refused with 0A000 (two-phase commit comes with distributed transactions).
+//! Transaction blocks as the session sees them. BEGIN is sent nowhere at once: a data node joins
+//! the block when a statement first needs it, and then runs the client's own BEGIN text
+//! (isolation level, READ ONLY, ...), any SET TRANSACTION given since, and the block's open
+//! savepoints, just before that statement. From then on the node's connection is a *member*
+//! of the block for its life. Savepoint commands go to every member; COMMIT ends the members
+//! with one phase when at most one of them wrote and with two-phase commit otherwise (see
+//! `commit`). The coordinator also opens an *implicit* block around one autocommit statement
+//! that writes on several nodes, so that it is atomic too.
 
 /// Transaction control the session handles itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TxnCmd {
     /// BEGIN / START TRANSACTION, with the client's text.
     Begin(String),
-    /// COMMIT / END.
-    Commit,
-    /// ROLLBACK / ABORT.
-    Rollback,
+    /// COMMIT / END [AND CHAIN].
+    Commit { chain: bool },
+    /// ROLLBACK / ABORT [AND CHAIN].
+    Rollback { chain: bool },
+    /// SAVEPOINT name (the name as PostgreSQL folds it).
+    Savepoint(String),
+    /// RELEASE [SAVEPOINT] name.
+    Release(String),
+    /// ROLLBACK [WORK | TRANSACTION] TO [SAVEPOINT] name.
+    RollbackTo(String),
+    /// SET TRANSACTION ..., with the client's text: every member runs it.
+    SetTransaction(String),
+    /// Transaction control pgshard does not offer, refused with 0A000 and this sentence.
+    Refuse(String),
 }
 
-/// The client's transaction block.
+/// Whether a member of a block wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Writes {
+    /// Only reads were sent there.
+    No,
+    /// Statements the coordinator did not plan (it cannot tell): asked at commit.
+    Unknown,
+    /// A planned write was sent there.
+    Yes,
+}
+
+/// A data-node connection taking part in a block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    /// The session's connection index.
+    pub conn: usize,
+    /// What was sent there.
+    pub writes: Writes,
+}
+
+/// An open transaction block.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Block {
+    /// What a joining member runs first: the client's BEGIN text and its SET TRANSACTIONs.
+    pub begin: String,
+    /// A statement failed: everything but ROLLBACK [TO SAVEPOINT] and COMMIT is refused (25P02).
+    pub failed: bool,
+    /// A member's connection was lost: the block can only roll back.
+    pub doomed: bool,
+    /// The members, in the order they joined.
+    pub members: Vec<Member>,
+    /// Open savepoints, oldest first.
+    pub savepoints: Vec<String>,
+    /// Opened by the coordinator around one statement (not by the client).
+    pub implicit: bool,
+}
+
+impl Block {
+    /// A block the client opened with `begin`.
+    pub fn new(begin: &str) -> Self {
+        Self { begin: begin.to_owned(), ..Self::default() }
+    }
+
+    /// A block around one autocommit statement.
+    pub fn implicit() -> Self {
+        Self { begin: "BEGIN".to_owned(), implicit: true, ..Self::default() }
+    }
+
+    /// Makes connection `conn` a member, noting `writes`. Returns the text it must run first
+    /// when it was not a member yet.
+    pub fn enlist(&mut self, conn: usize, writes: Writes) -> Option<String> {
+        if let Some(m) = self.members.iter_mut().find(|m| m.conn == conn) {
+            m.writes = m.writes.max(writes);
+            return None;
+        }
+        self.members.push(Member { conn, writes });
+        let mut text = self.begin.clone();
+        for s in &self.savepoints {
+            text.push_str(";SAVEPOINT ");
+            text.push_str(&quote(s));
+        }
+        Some(text)
+    }
+
+    /// Whether `conn` is a member.
+    pub fn has(&self, conn: usize) -> bool {
+        self.members.iter().any(|m| m.conn == conn)
+    }
+
+    /// Position of the newest open savepoint named `name`.
+    pub fn savepoint(&self, name: &str) -> Option<usize> {
+        self.savepoints.iter().rposition(|s| s == name)
+    }
+}
+
+/// The client's transaction state.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum TxnState {
     /// No block.
     #[default]
     Idle,
-    /// BEGIN was received; no statement ran yet. `failed` once a statement failed.
-    Deferred {
-        /// The client's BEGIN text.
-        begin: String,
-        /// A statement failed: everything but ROLLBACK/COMMIT is refused (25P02).
-        failed: bool,
-    },
-    /// The block runs on the session's connection at this index.
-    Bound(usize),
+    /// A block is open.
+    Block(Block),
 }
 
-/// Classifies a statement as transaction control, by its words. Only plain forms are taken:
-/// `COMMIT AND CHAIN`, `ROLLBACK TO SAVEPOINT`, `COMMIT PREPARED` and the like are not.
+/// A savepoint name quoted for the nodes.
+pub fn quote(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Classifies a statement as transaction control, by its words.
 pub fn classify(sql: &str) -> Option<TxnCmd> {
     let text = sql.trim().trim_end_matches(';').trim_end();
+    let first = text.split_ascii_whitespace().next()?.to_ascii_lowercase();
+    if !matches!(
+        first.as_str(),
+        "begin" | "start" | "commit" | "end" | "rollback" | "abort" | "savepoint" | "release" | "set" | "prepare"
+    ) {
+        return None;
+    }
     if text.contains(';') || text.contains("--") || text.contains("/*") {
         return None;
     }
     let words: Vec<String> = text.split_ascii_whitespace().map(str::to_ascii_lowercase).collect();
-    let first = words.first()?.as_str();
     let rest: Vec<&str> = words.iter().skip(1).map(String::as_str).collect();
-    let plain_end = |rest: &[&str]| matches!(rest, [] | ["work"] | ["transaction"]);
-    match first {
+    let noise = |r: &[&str]| -> usize { usize::from(matches!(r.first(), Some(&"work" | &"transaction"))) };
+    let chain = |r: &[&str]| -> Option<bool> {
+        match r {
+            [] => Some(false),
+            ["and", "chain"] => Some(true),
+            ["and", "no", "chain"] => Some(false),
+            _ => None,
+        }
+    };
+    match first.as_str() {
         "begin" => Some(TxnCmd::Begin(text.to_owned())),
         "start" if rest.first() == Some(&"transaction") => Some(TxnCmd::Begin(text.to_owned())),
-        "commit" | "end" if plain_end(&rest) => Some(TxnCmd::Commit),
-        "rollback" | "abort" if plain_end(&rest) => Some(TxnCmd::Rollback),
+        "commit" | "rollback" if rest.first() == Some(&"prepared") => Some(refuse_two_phase()),
+        "prepare" if rest.first() == Some(&"transaction") => Some(refuse_two_phase()),
+        "commit" | "end" => chain(&rest[noise(&rest)..]).map(|chain| TxnCmd::Commit { chain }),
+        "rollback" | "abort" => {
+            let r = &rest[noise(&rest)..];
+            if first == "rollback" && r.first() == Some(&"to") {
+                let skip = 1 + usize::from(r.get(1) == Some(&"savepoint"));
+                return name_after(text, 1 + noise(&rest) + skip).map(TxnCmd::RollbackTo);
+            }
+            chain(r).map(|chain| TxnCmd::Rollback { chain })
+        }
+        "savepoint" => name_after(text, 1).map(TxnCmd::Savepoint),
+        "release" => name_after(text, 1 + usize::from(rest.first() == Some(&"savepoint"))).map(TxnCmd::Release),
+        "set" if rest.first() == Some(&"transaction") => Some(TxnCmd::SetTransaction(text.to_owned())),
         _ => None,
     }
+}
+
+fn refuse_two_phase() -> TxnCmd {
+    TxnCmd::Refuse(
+        "two-phase commit commands from clients (PREPARE TRANSACTION, COMMIT PREPARED, ROLLBACK PREPARED): \
+         pgshard runs two-phase commit itself"
+            .into(),
+    )
+}
+
+/// The identifier that is all of `text` after its first `skip` words, folded as PostgreSQL
+/// folds it (unquoted: lower case; quoted: as written).
+fn name_after(text: &str, skip: usize) -> Option<String> {
+    let mut rest = text;
+    for _ in 0..skip {
+        rest = rest.trim_start();
+        let end = rest.find(|c: char| c.is_ascii_whitespace())?;
+        rest = &rest[end..];
+    }
+    let rest = rest.trim();
+    if let Some(inner) = rest.strip_prefix('"') {
+        let inner = inner.strip_suffix('"')?;
+        if inner.is_empty() || inner.replace("\"\"", "").contains('"') {
+            return None;
+        }
+        return Some(inner.replace("\"\"", "\""));
+    }
+    let ok = !rest.is_empty()
+        && !rest.starts_with(|c: char| c.is_ascii_digit() || c == '$')
+        && rest.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '$');
+    ok.then(|| rest.to_lowercase())
 }
 
 /// The command tag PostgreSQL answers a transaction command with.
 pub fn tag_of(cmd: &TxnCmd, failed: bool) -> &'static str {
     match cmd {
         TxnCmd::Begin(_) => "BEGIN",
-        TxnCmd::Commit if failed => "ROLLBACK",
-        TxnCmd::Commit => "COMMIT",
-        TxnCmd::Rollback => "ROLLBACK",
+        TxnCmd::Commit { .. } if failed => "ROLLBACK",
+        TxnCmd::Commit { .. } => "COMMIT",
+        TxnCmd::Rollback { .. } | TxnCmd::RollbackTo(_) => "ROLLBACK",
+        TxnCmd::Savepoint(_) => "SAVEPOINT",
+        TxnCmd::Release(_) => "RELEASE",
+        TxnCmd::SetTransaction(_) => "SET",
+        TxnCmd::Refuse(_) => "",
     }
 }
 
@@ -68,21 +213,69 @@ mod tests {
     use super::*;
 
     #[test]
-    fn plain_forms_only() {
+    fn block_control() {
         assert_eq!(classify("BEGIN"), Some(TxnCmd::Begin("BEGIN".into())));
         assert_eq!(
             classify(" begin isolation level serializable ; "),
             Some(TxnCmd::Begin("begin isolation level serializable".into()))
         );
         assert_eq!(classify("START TRANSACTION READ ONLY"), Some(TxnCmd::Begin("START TRANSACTION READ ONLY".into())));
-        assert_eq!(classify("end"), Some(TxnCmd::Commit));
-        assert_eq!(classify("COMMIT WORK"), Some(TxnCmd::Commit));
-        assert_eq!(classify("abort"), Some(TxnCmd::Rollback));
-        assert_eq!(classify("COMMIT PREPARED 'x'"), None);
-        assert_eq!(classify("ROLLBACK TO SAVEPOINT a"), None);
-        assert_eq!(classify("COMMIT AND CHAIN"), None);
+        assert_eq!(classify("end"), Some(TxnCmd::Commit { chain: false }));
+        assert_eq!(classify("COMMIT WORK"), Some(TxnCmd::Commit { chain: false }));
+        assert_eq!(classify("COMMIT TRANSACTION"), Some(TxnCmd::Commit { chain: false }));
+        assert_eq!(classify("COMMIT AND CHAIN"), Some(TxnCmd::Commit { chain: true }));
+        assert_eq!(classify("rollback transaction and no chain"), Some(TxnCmd::Rollback { chain: false }));
+        assert_eq!(classify("abort"), Some(TxnCmd::Rollback { chain: false }));
         assert_eq!(classify("BEGIN; SELECT 1"), None);
         assert_eq!(classify("select 1"), None);
         assert_eq!(classify("startle"), None);
+        assert_eq!(classify("commit sideways"), None);
+        assert_eq!(classify("SET search_path = x"), None);
+        assert_eq!(
+            classify("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"),
+            Some(TxnCmd::SetTransaction("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ".into()))
+        );
+    }
+
+    #[test]
+    fn savepoints_fold_names_as_postgres_does() {
+        assert_eq!(classify("SAVEPOINT A1"), Some(TxnCmd::Savepoint("a1".into())));
+        assert_eq!(classify("savepoint \"Mixed Case\""), Some(TxnCmd::Savepoint("Mixed Case".into())));
+        assert_eq!(classify("RELEASE SAVEPOINT a"), Some(TxnCmd::Release("a".into())));
+        assert_eq!(classify("release b"), Some(TxnCmd::Release("b".into())));
+        assert_eq!(classify("ROLLBACK TO SAVEPOINT a"), Some(TxnCmd::RollbackTo("a".into())));
+        assert_eq!(classify("rollback work to b"), Some(TxnCmd::RollbackTo("b".into())));
+        assert_eq!(classify("ROLLBACK TRANSACTION TO SAVEPOINT \"x\"\"y\""), Some(TxnCmd::RollbackTo("x\"y".into())));
+        assert_eq!(classify("SAVEPOINT"), None);
+        assert_eq!(classify("SAVEPOINT a b"), None);
+        assert_eq!(classify("SAVEPOINT 1a"), None);
+    }
+
+    #[test]
+    fn client_two_phase_commands_are_refused() {
+        for sql in ["PREPARE TRANSACTION 'x'", "COMMIT PREPARED 'x'", "ROLLBACK PREPARED 'x'"] {
+            assert!(matches!(classify(sql), Some(TxnCmd::Refuse(_))), "{sql}");
+        }
+        assert_eq!(classify("PREPARE q AS SELECT 1"), None);
+    }
+
+    #[test]
+    fn joining_members_replay_begin_and_savepoints() {
+        let mut b = Block::new("BEGIN ISOLATION LEVEL REPEATABLE READ");
+        assert_eq!(b.enlist(3, Writes::No).as_deref(), Some("BEGIN ISOLATION LEVEL REPEATABLE READ"));
+        b.savepoints.push("a".into());
+        b.savepoints.push("Q\"".into());
+        assert_eq!(b.enlist(3, Writes::Yes), None);
+        assert_eq!(b.members[0].writes, Writes::Yes);
+        assert_eq!(b.enlist(3, Writes::No), None);
+        assert_eq!(b.members[0].writes, Writes::Yes, "a write is never forgotten");
+        assert_eq!(
+            b.enlist(5, Writes::Unknown).as_deref(),
+            Some("BEGIN ISOLATION LEVEL REPEATABLE READ;SAVEPOINT \"a\";SAVEPOINT \"Q\"\"\"")
+        );
+        assert!(b.has(5) && !b.has(4));
+        b.savepoints.push("a".into());
+        assert_eq!(b.savepoint("a"), Some(2));
+        assert_eq!(b.savepoint("zz"), None);
     }
 }
