@@ -37,9 +37,10 @@ pub struct LocalServers {
     _lock: std::fs::File,
     /// The metadata store's server.
     pub meta: PgInstance,
-    /// Data-node servers, `dn1` first.
+    /// Data-node servers, `dn0` (the default node) first.
     pub nodes: Vec<PgInstance>,
     dir: PathBuf,
+    fast: bool,
 }
 
 impl LocalServers {
@@ -60,18 +61,27 @@ impl LocalServers {
         let count = existing.max(opts.data_nodes);
         let bins = PgBinaries::discover()?;
         let meta = PgInstance::start(&bins, instance(&dir, "meta", opts.fast, &[])?)?;
-        let node_settings = [
-            ("max_connections", "200"),
-            // Two-phase commit needs prepared-transaction slots on every data node.
-            ("max_prepared_transactions", "200"),
-        ];
         let mut nodes = Vec::with_capacity(count + 1);
         // dn0 is the default node: ordinary tables, the shells of distributed tables and the
         // reference tables, where introspection is answered; dn1..dnN hold the shards.
         for i in 0..=count {
-            nodes.push(PgInstance::start(&bins, instance(&dir, &format!("dn{i}"), opts.fast, &node_settings)?)?);
+            nodes.push(PgInstance::start(&bins, instance(&dir, &format!("dn{i}"), opts.fast, &NODE_SETTINGS)?)?);
         }
-        Ok(Self { _lock: lock, meta, nodes, dir })
+        Ok(Self { _lock: lock, meta, nodes, dir, fast: opts.fast })
+    }
+
+    /// Kills data node `i` (0 is the default node) with SIGKILL, for fault tests.
+    pub fn kill_node(&mut self, i: usize) {
+        self.nodes[i].kill();
+    }
+
+    /// Starts data node `i` again on its port after [`kill_node`](Self::kill_node).
+    pub fn restart_node(&mut self, i: usize) -> anyhow::Result<()> {
+        let node = &self.nodes[i];
+        let mut config = instance(&self.dir, node.name(), self.fast, &NODE_SETTINGS)?;
+        config.port = node.port();
+        self.nodes[i] = PgInstance::start(&PgBinaries::discover()?, config)?;
+        Ok(())
     }
 
     /// The coordinator configuration for these servers, listening on `port`.
@@ -126,6 +136,13 @@ fn lock_dir(dir: &Path) -> anyhow::Result<std::fs::File> {
         Err(std::fs::TryLockError::Error(e)) => Err(e).with_context(|| format!("cannot lock {}", path.display())),
     }
 }
+
+/// Settings of every data node.
+const NODE_SETTINGS: [(&str, &str); 2] = [
+    ("max_connections", "200"),
+    // Two-phase commit needs prepared-transaction slots on every data node.
+    ("max_prepared_transactions", "200"),
+];
 
 fn instance(dir: &Path, name: &str, fast: bool, settings: &[(&str, &str)]) -> anyhow::Result<InstanceConfig> {
     Ok(InstanceConfig {

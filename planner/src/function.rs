@@ -1,5 +1,5 @@
 //! pgshard's SQL functions (`create_distributed_table`, `create_reference_table`,
-//! `undistribute_table`, `verify_placement`): recognized only as a statement of exactly the form
+//! `undistribute_table`, `verify_placement`, `recover_prepared_transactions`): recognized only as a statement of exactly the form
 //! `SELECT f(args)` (`f` optionally qualified by `pgshard.` or `public.`) with constant arguments,
 //! positional or named (`shard_count => 4`, `colocate_with := 'none'`). Any other use of these
 //! names is refused, since the coordinator, not a data node, must run them.
@@ -15,8 +15,13 @@ use sqlparser::ast::{
 use crate::route::fold;
 
 /// The pgshard functions the coordinator runs itself.
-pub const NAMES: &[&str] =
-    &["create_distributed_table", "create_reference_table", "undistribute_table", "verify_placement"];
+pub const NAMES: &[&str] = &[
+    "create_distributed_table",
+    "create_reference_table",
+    "undistribute_table",
+    "verify_placement",
+    "recover_prepared_transactions",
+];
 
 /// A call of one of pgshard's functions.
 #[derive(Debug, Clone, PartialEq, Eq)]

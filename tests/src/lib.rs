@@ -102,6 +102,11 @@ impl TestCluster {
         self.servers.as_ref().unwrap_or_else(|| unreachable!("servers live until drop"))
     }
 
+    /// The running servers, to kill and restart them.
+    pub fn servers_mut(&mut self) -> &mut LocalServers {
+        self.servers.as_mut().unwrap_or_else(|| unreachable!("servers live until drop"))
+    }
+
     /// Port of data node `i` (1-based), to talk to it directly.
     pub fn node_port(&self, i: usize) -> u16 {
         self.servers().nodes[i - 1].port()

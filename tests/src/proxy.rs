@@ -128,7 +128,12 @@ fn upstream(mut from: TcpStream, mut to: TcpStream, state: &State, severed: &Ato
         let fired = {
             let mut fault = state.fault.lock().unwrap_or_else(PoisonError::into_inner);
             let hit = match fault.as_ref() {
-                Some(Fault::BeforeClientSends(p) | Fault::AfterClientSends(p)) => contains(&window, p),
+                // Only a match that ends in the new bytes: what the tail held was already
+                // forwarded before the fault was armed.
+                Some(Fault::BeforeClientSends(p) | Fault::AfterClientSends(p)) => {
+                    let from = window.len().saturating_sub(chunk.len() + p.len().saturating_sub(1));
+                    contains(&window[from..], p)
+                }
                 None => false,
             };
             if hit { fault.take() } else { None }

@@ -35,6 +35,8 @@ pub struct Dtx {
     log: DecisionLog,
     /// Decision records whose transactions are complete everywhere, to delete.
     finished: Mutex<Vec<Gid>>,
+    /// Held by the recovery round running (periodic or on demand): one at a time.
+    pub recovering: tokio::sync::Mutex<()>,
 }
 
 impl Dtx {
@@ -51,6 +53,7 @@ impl Dtx {
             in_flight: InFlight::default(),
             log: DecisionLog { dsn: dsn.to_owned(), timeout: decision_timeout, conn: tokio::sync::Mutex::new(None) },
             finished: Mutex::new(Vec::new()),
+            recovering: tokio::sync::Mutex::new(()),
         })
     }
 

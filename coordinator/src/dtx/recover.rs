@@ -35,6 +35,7 @@ pub struct Resolution {
 /// Runs one recovery round; returns what it settled.
 pub async fn recover(shared: &Shared) -> Result<Vec<Resolution>, CoordError> {
     let dtx = &shared.dtx;
+    let _one_at_a_time = dtx.recovering.lock().await;
     let config: tokio_postgres::Config = shared
         .config
         .metadata

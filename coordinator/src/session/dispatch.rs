@@ -16,6 +16,9 @@ use crate::distribute::{self, Admin, ConcurrentIndex};
 use crate::error::CoordError;
 use crate::server::ColumnCache;
 
+/// The columns `recover_prepared_transactions()` answers with.
+pub(super) const RECOVERY_COLUMNS: [(&str, u32); 4] = [("node", 25), ("database", 25), ("gid", 25), ("outcome", 25)];
+
 /// The result column of a function call: its name, type OID and text value.
 type Cell = (&'static str, u32, String);
 
@@ -95,6 +98,9 @@ impl Session {
     /// Runs one of pgshard's functions and queues its one-row answer.
     pub(super) async fn run_function(&mut self, call: &FunctionCall) -> Result<(), CoordError> {
         self.outside_block(&call.name)?;
+        if call.name == "recover_prepared_transactions" {
+            return self.run_recovery(call).await;
+        }
         let (user, database, password) = self.identity();
         let admin = Admin { shared: &self.shared, user: &user, database: &database, password: password.as_deref() };
         let args = Args::new(call)?;
@@ -132,6 +138,24 @@ impl Session {
         }
         msg::data_row(&cells.iter().map(|(_, _, v)| Some(v.as_bytes())).collect::<Vec<_>>(), out);
         msg::command_complete("SELECT 1", out);
+        Ok(())
+    }
+
+    /// Runs a recovery round now and answers one row per prepared transaction it settled.
+    async fn run_recovery(&mut self, call: &FunctionCall) -> Result<(), CoordError> {
+        Args::new(call)?.check(&[])?;
+        let settled = crate::dtx::recover::recover(&self.shared).await?;
+        let extended = self.extended;
+        let out = self.client.out();
+        if !extended {
+            msg::row_description(&RECOVERY_COLUMNS, out);
+        }
+        for r in &settled {
+            let outcome = if r.committed { "committed" } else { "rolled back" };
+            let row = [r.node.as_str(), r.database.as_str(), r.gid.as_str(), outcome];
+            msg::data_row(&row.map(|v| Some(v.as_bytes())), out);
+        }
+        msg::command_complete(&format!("SELECT {}", settled.len()), out);
         Ok(())
     }
 

@@ -69,6 +69,9 @@ pub fn describe_planned(plan: &Plan, sql: &str, types: &[u32], statement: bool) 
             Plan::Function(call) if call.name == "verify_placement" => {
                 msg::row_description(&[("rows_checked", 20), ("rows_misplaced", 20)], o);
             }
+            Plan::Function(call) if call.name == "recover_prepared_transactions" => {
+                msg::row_description(&super::dispatch::RECOVERY_COLUMNS, o);
+            }
             Plan::Function(call) => msg::row_description(&[(super::dispatch::void_name(&call.name), 2278)], o),
             Plan::Explain(_) => msg::row_description(&[("QUERY PLAN", 25)], o),
             _ => msg::empty(b'n', o),
