@@ -92,8 +92,13 @@ fn pgbench_on_distributed_tables() {
     assert_eq!(psql_value(&conn, "SELECT verify_placement('pgbench_accounts')"), "100000|0");
 
     let mut new_orders = 0;
+    let mut tpcb_deltas = 0i64;
+    let history_sum = || psql_value(&conn, "SELECT coalesce(sum(delta), 0) FROM pgbench_history").parse::<i64>().unwrap();
     for mode in ["simple", "extended", "prepared"] {
-        for script in ["-S", "-N"] {
+        // -S reads one account; -N updates it and logs history; TPC-B also updates the
+        // teller and the branch (reference tables: every node), one transaction over all nodes.
+        for script in ["-S", "-N", "-btpcb-like"] {
+            let before = history_sum();
             let out = run_pg_tool(
                 "pgbench",
                 &[&conn[..], &["-n", script, "-T", "4", "-c", "4", "-j", "2", "-M", mode, "postgres"]].concat(),
@@ -107,8 +112,11 @@ fn pgbench_on_distributed_tables() {
             let failed = field(&text, "number of failed transactions: ");
             assert!(processed > 0, "{script} -M {mode}: no transaction processed\n{text}");
             assert_eq!(failed, 0, "{script} -M {mode}: failed transactions\n{text}");
-            if script == "-N" {
+            if script != "-S" {
                 new_orders += processed;
+            }
+            if script == "-btpcb-like" {
+                tpcb_deltas += history_sum() - before;
             }
             eprintln!("pgbench {script} -M {mode} on distributed tables: {processed} transactions");
         }
@@ -119,4 +127,15 @@ fn pgbench_on_distributed_tables() {
     assert_eq!(balances, deltas, "the balances must match the history");
     assert_eq!(psql_value(&conn, "SELECT verify_placement('pgbench_history')"), format!("{new_orders}|0"));
     assert_eq!(psql_value(&conn, "SELECT verify_placement('pgbench_accounts')"), "100000|0");
+    // TPC-B moved the same deltas through tellers and branches, on every copy alike.
+    let tellers = psql_value(&conn, "SELECT sum(tbalance) FROM pgbench_tellers");
+    let branches = psql_value(&conn, "SELECT sum(bbalance) FROM pgbench_branches");
+    assert_eq!(tellers, tpcb_deltas.to_string(), "tellers moved by the TPC-B deltas");
+    assert_eq!(branches, tpcb_deltas.to_string(), "branches moved by the TPC-B deltas");
+    for node in 1..=3 {
+        let direct = ["-h", "127.0.0.1", "-p", &cluster.node_port(node).to_string(), "-U", "postgres"].map(str::to_owned);
+        let direct: Vec<&str> = direct.iter().map(String::as_str).collect();
+        assert_eq!(psql_value(&direct, "SELECT sum(bbalance) FROM pgbench_branches"), branches, "copy on node {node}");
+        assert_eq!(psql_value(&direct, "SELECT sum(tbalance) FROM pgbench_tellers"), tellers, "copy on node {node}");
+    }
 }

@@ -67,8 +67,13 @@ impl Session {
             Plan::Function(call) => self.run_function(&call).await,
             Plan::Ddl(ddl) => self.run_ddl(&ddl, &catalog, sql).await,
             Plan::EveryNode => {
-                let work = catalog.nodes().iter().map(|n| (n.id, sql.to_owned())).collect();
-                return self.fan_out(&catalog, work, Some(Writes::Yes), false).await;
+                // The default node first: writers of one reference row queue there before they
+                // lock its other copies, so copies cannot deadlock across nodes.
+                let mut work: Vec<(NodeId, String)> = catalog.nodes().iter().map(|n| (n.id, sql.to_owned())).collect();
+                if let Ok(first) = catalog.default_node() {
+                    work.sort_by_key(|(n, _)| *n != first.id);
+                }
+                return self.fan_out_ordered(&catalog, work, Some(Writes::Yes), false, true).await;
             }
             Plan::Shards(sp) => return self.run_shards_simple(&catalog, &sp).await,
             Plan::CopyIn(c) => return self.run_copy_in(&catalog, &c).await,
@@ -187,6 +192,19 @@ impl Session {
         writes: Option<Writes>,
         all_rows: bool,
     ) -> Result<(), Interrupted> {
+        self.fan_out_ordered(catalog, work, writes, all_rows, false).await
+    }
+
+    /// [`fan_out`](Self::fan_out); with `first_alone`, the first node runs its statements
+    /// before the others start (and alone, when it fails).
+    pub(super) async fn fan_out_ordered(
+        &mut self,
+        catalog: &CatalogSnapshot,
+        work: Vec<(NodeId, String)>,
+        writes: Option<Writes>,
+        all_rows: bool,
+        first_alone: bool,
+    ) -> Result<(), Interrupted> {
         let mut conns = Vec::with_capacity(work.len());
         for (node, _) in &work {
             match self.conn_to(catalog, *node).await {
@@ -195,17 +213,24 @@ impl Session {
             }
         }
         let implicit = writes.is_some() && conns.len() > 1 && self.begin_implicit();
-        for (&i, (_, sql)) in conns.iter().zip(&work) {
-            let text = match self.join_prefix(i, writes.unwrap_or(Writes::Unknown)) {
-                Some(join) => format!("{join};{sql}"),
-                None => sql.clone(),
-            };
-            msg::query(&text, &mut self.conns.get(i).out);
-            self.flush_conn(i).await?;
-        }
         let mut merged = Merged::default();
-        for (k, &i) in conns.iter().enumerate() {
-            self.read_answer(i, &mut merged, all_rows || k == 0).await?;
+        let split = if first_alone { 1 } else { 0 };
+        for (phase, range) in [(0, 0..split), (1, split..conns.len())] {
+            if phase == 1 && merged.error.is_some() {
+                break;
+            }
+            for k in range.clone() {
+                let (i, sql) = (conns[k], &work[k].1);
+                let text = match self.join_prefix(i, writes.unwrap_or(Writes::Unknown)) {
+                    Some(join) => format!("{join};{sql}"),
+                    None => sql.clone(),
+                };
+                msg::query(&text, &mut self.conns.get(i).out);
+                self.flush_conn(i).await?;
+            }
+            for k in range {
+                self.read_answer(conns[k], &mut merged, all_rows || k == 0).await?;
+            }
         }
         if implicit && let Some(e) = self.end_implicit(merged.error.is_none()).await {
             merged.error = Some(e);
