@@ -41,11 +41,14 @@ pub struct TransactionsConfig {
     /// Milliseconds to wait for the metadata store to record a commit decision; past it the
     /// outcome is reported as unknown (08007) and left to recovery.
     pub decision_timeout_ms: u64,
+    /// Milliseconds between distributed deadlock detection rounds; a cycle is confirmed when
+    /// two consecutive rounds see it.
+    pub deadlock_check_ms: u64,
 }
 
 impl Default for TransactionsConfig {
     fn default() -> Self {
-        Self { recovery_interval_ms: 3_000, decision_timeout_ms: 10_000 }
+        Self { recovery_interval_ms: 3_000, decision_timeout_ms: 10_000, deadlock_check_ms: 1_000 }
     }
 }
 
@@ -200,8 +203,8 @@ impl Config {
     /// Checks what serde cannot.
     pub fn validate(&self) -> anyhow::Result<()> {
         pgshard_txn::check_name(&self.name)?;
-        if self.transactions.recovery_interval_ms == 0 {
-            anyhow::bail!("transactions.recovery_interval_ms must be at least 1");
+        if self.transactions.recovery_interval_ms == 0 || self.transactions.deadlock_check_ms == 0 {
+            anyhow::bail!("transactions.recovery_interval_ms and transactions.deadlock_check_ms must be at least 1");
         }
         if self.pool.max_per_node == 0 {
             anyhow::bail!("pool.max_per_node must be at least 1");

@@ -33,6 +33,8 @@ pub struct Shared {
     pub columns: RwLock<ColumnCache>,
     /// Distributed transactions: ids, decision records, in-flight registry.
     pub dtx: Arc<crate::dtx::Dtx>,
+    /// The data-node backends of every session, for deadlock detection.
+    pub backends: crate::dtx::deadlock::Backends,
 }
 
 /// Column names of the managed tables, by (schema, name), for one catalog version.
@@ -120,6 +122,7 @@ impl Coordinator {
                 &config.metadata.dsn,
                 Duration::from_millis(config.transactions.decision_timeout_ms),
             ),
+            backends: crate::dtx::deadlock::Backends::default(),
             config,
         });
         Ok(Self { listener, shared })
@@ -140,6 +143,7 @@ impl Coordinator {
         let (tx, rx) = watch::channel(false);
         let mut sessions = JoinSet::new();
         let recovery = tokio::spawn(recover_periodically(self.shared.clone()));
+        let deadlocks = tokio::spawn(crate::dtx::deadlock::detect_periodically(self.shared.clone()));
         tokio::pin!(stop);
         loop {
             tokio::select! {
@@ -159,6 +163,7 @@ impl Coordinator {
         }
         drop(self.listener);
         recovery.abort();
+        deadlocks.abort();
         let _ = tx.send(true);
         let grace = Duration::from_secs(self.shared.config.shutdown_grace_secs);
         tracing::info!(sessions = sessions.len(), grace_secs = grace.as_secs(), "shutting down");

@@ -1,10 +1,13 @@
 //! Distributed transaction state: the session's status as PostgreSQL reports it, global
-//! transaction ids, the registry of transactions being committed, and the recovery rule.
+//! transaction ids, the registry of transactions being committed, the recovery rule, and
+//! distributed deadlock detection's wait-for graph.
 
+pub mod deadlock;
 pub mod gid;
 pub mod inflight;
 pub mod recovery;
 
+pub use deadlock::{TxnId, WaitGraph, victims};
 pub use gid::{BadName, Gid, check_name};
 pub use inflight::{InFlight, InFlightGuard};
 pub use recovery::{Verdict, finished_records, verdict};

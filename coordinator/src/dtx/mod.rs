@@ -12,6 +12,7 @@ use tokio_postgres::{Client, NoTls, Statement};
 
 use crate::error::CoordError;
 
+pub mod deadlock;
 pub mod recover;
 
 /// Why a decision could not be recorded.

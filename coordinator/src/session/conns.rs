@@ -9,7 +9,12 @@ use bytes::{Bytes, BytesMut};
 use pgshard_catalog::NodeId;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use std::sync::atomic::Ordering;
+
+use tokio_postgres::error::SqlState;
+
 use crate::backend::{NodeAddr, Pooled, Pools, StartupFailure};
+use crate::dtx::deadlock::VictimMark;
 use crate::error::CoordError;
 use crate::wire::take_message;
 
@@ -33,6 +38,9 @@ pub struct NodeConn {
     /// A second connection to the node for the coordinator's scratch work (the temporary table
     /// of a merge inside a transaction block), outside the client's transaction.
     pub scratch: bool,
+    /// The session's deadlock victim mark (shared by its connections): when set, the next
+    /// "canceling statement" error read is the detector's cancel and becomes 40P01.
+    pub victim: VictimMark,
 }
 
 impl NodeConn {
@@ -47,6 +55,7 @@ impl NodeConn {
             prepared: HashSet::new(),
             dead: false,
             scratch: false,
+            victim: VictimMark::default(),
         }
     }
 
@@ -68,7 +77,7 @@ impl NodeConn {
         let conn = &mut self.pooled.conn;
         loop {
             if let Some(m) = take_message(&mut conn.read_buf)? {
-                return Ok(m);
+                return Ok(deadlock_victim(&self.victim, m));
             }
             if conn.read_buf.capacity() - conn.read_buf.len() < 8 * 1024 {
                 conn.read_buf.reserve(16 * 1024);
@@ -119,6 +128,20 @@ async fn checkout(addr: &NodeAddr, pools: &Pools, opener: &Opener) -> Result<Poo
     }
 }
 
+/// The detector canceled this session's statement to break a distributed deadlock: its
+/// "canceling statement due to user request" becomes PostgreSQL's deadlock error.
+fn deadlock_victim(mark: &VictimMark, (tag, m): (u8, Bytes)) -> (u8, Bytes) {
+    if tag != b'E' || !mark.load(Ordering::SeqCst) || super::msg::error_field(&m, b'C').as_deref() != Some("57014") {
+        return (tag, m);
+    }
+    mark.store(false, Ordering::SeqCst);
+    let e = CoordError::sql(SqlState::T_R_DEADLOCK_DETECTED, "deadlock detected").with_detail(
+        "This transaction and others waited for each other's locks on different data nodes; pgshard canceled the \
+         youngest of them.",
+    );
+    (b'E', super::msg::build(|o| super::msg::error(&e, o)))
+}
+
 /// Everything needed to open more connections like the home one.
 pub struct Opener {
     /// The client's startup parameters (user, database, options, ...).
@@ -130,12 +153,16 @@ pub struct Opener {
 /// The session's connections; index 0 is home.
 pub struct Conns {
     list: Vec<NodeConn>,
+    /// The session's deadlock victim mark, shared by every connection.
+    pub victim: VictimMark,
 }
 
 impl Conns {
     /// The session's connections, starting with home.
-    pub fn new(home: NodeConn) -> Self {
-        Self { list: vec![home] }
+    pub fn new(mut home: NodeConn) -> Self {
+        let victim = VictimMark::default();
+        home.victim = victim.clone();
+        Self { list: vec![home], victim }
     }
 
     /// Index of the connection to `node`, if the session has one.
@@ -161,7 +188,8 @@ impl Conns {
         {
             return Ok((i, false));
         }
-        let conn = NodeConn::new(node, checkout(addr, pools, opener).await?);
+        let mut conn = NodeConn::new(node, checkout(addr, pools, opener).await?);
+        conn.victim = self.victim.clone();
         match self.find(node) {
             Some(i) => {
                 self.list[i] = conn;
@@ -181,6 +209,7 @@ impl Conns {
         }
         let mut conn = NodeConn::new(node, checkout(addr, pools, opener).await?);
         conn.scratch = true;
+        conn.victim = self.victim.clone();
         match self.list.iter().position(|c| c.node == node && c.scratch) {
             Some(i) => {
                 self.list[i] = conn;

@@ -157,7 +157,11 @@ impl Session {
             return Err(CoordError::NodeLost("the connection to the default node was lost".into()));
         }
         let n = catalog.node(node).ok_or(pgshard_catalog::CatalogError::UndefinedNode(node))?;
+        if let Some(dead) = self.conns.find(node) {
+            self.shared.backends.unregister(node, self.conns.peek(dead).pooled.conn.backend_pid);
+        }
         let (i, _) = self.conns.open(node, &NodeAddr::of(n), &self.shared.pools, &self.opener).await?;
+        self.shared.backends.register(node, self.conns.peek(i).pooled.conn.backend_pid, &self.conns.victim);
         self.setup_conn(i).await?;
         Ok(i)
     }
@@ -165,8 +169,16 @@ impl Session {
     /// A scratch connection to `node`, outside the client's transaction.
     pub(super) async fn scratch_to(&mut self, catalog: &CatalogSnapshot, node: NodeId) -> Result<usize, CoordError> {
         let n = catalog.node(node).ok_or(pgshard_catalog::CatalogError::UndefinedNode(node))?;
+        let dead = (0..self.conns.len()).find(|&j| {
+            let c = self.conns.peek(j);
+            c.node == node && c.scratch && c.dead
+        });
+        if let Some(j) = dead {
+            self.shared.backends.unregister(node, self.conns.peek(j).pooled.conn.backend_pid);
+        }
         let (i, fresh) = self.conns.scratch(node, &NodeAddr::of(n), &self.shared.pools, &self.opener).await?;
         if fresh {
+            self.shared.backends.register(node, self.conns.peek(i).pooled.conn.backend_pid, &self.conns.victim);
             self.setup_conn(i).await?;
         }
         Ok(i)

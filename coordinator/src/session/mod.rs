@@ -103,6 +103,7 @@ pub async fn serve(mut stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>,
         last_query_failed: false,
         extended: false,
     };
+    session.shared.backends.register(home_node, session.conns.peek(0).pooled.conn.backend_pid, &session.conns.victim);
     let reason = session.run(pid, secret, shutdown).await;
     shared.cancels.unregister(pid, secret);
     tracing::debug!(%peer, %user, pid, reason = ?reason, "session ended");
@@ -239,6 +240,10 @@ impl Session {
             if tag == b'X' {
                 return EndReason::Terminated;
             }
+            if !self.busy {
+                // A mark the detector set after the session's statement had already ended.
+                self.conns.victim.store(false, std::sync::atomic::Ordering::SeqCst);
+            }
             self.busy = true;
             let done = match tag {
                 b'P' | b'B' | b'D' | b'E' | b'C' => {
@@ -334,6 +339,7 @@ impl Session {
         let _ = self.client.flush().await;
         let resting = matches!(reason, EndReason::Terminated | EndReason::ClientGone | EndReason::Shutdown) && !self.busy;
         for conn in self.conns.into_vec() {
+            self.shared.backends.unregister(conn.node, conn.pooled.conn.backend_pid);
             let clean = resting && !conn.torn && !conn.dead && !self.custom_variable;
             let in_txn = conn.status != b'I';
             self.shared.pools.checkin(conn.pooled, clean, in_txn);
