@@ -29,6 +29,26 @@ pub struct Config {
     pub shutdown_grace_secs: u64,
     /// Distributed transactions.
     pub transactions: TransactionsConfig,
+    /// The primary lease (several coordinators on one metadata store).
+    pub primary: PrimaryConfig,
+}
+
+/// Primary and follower coordinators.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PrimaryConfig {
+    /// Milliseconds a lease lasts without renewal; a follower takes an expired lease.
+    pub lease_ms: u64,
+    /// Milliseconds between renewals (and between checks of the catalog version).
+    pub renew_ms: u64,
+    /// A follower takes the lease by itself when it expires.
+    pub auto_takeover: bool,
+}
+
+impl Default for PrimaryConfig {
+    fn default() -> Self {
+        Self { lease_ms: 5_000, renew_ms: 500, auto_takeover: true }
+    }
 }
 
 /// Distributed-transaction settings.
@@ -63,6 +83,7 @@ impl Default for Config {
             pool: PoolConfig::default(),
             shutdown_grace_secs: 10,
             transactions: TransactionsConfig::default(),
+            primary: PrimaryConfig::default(),
         }
     }
 }
@@ -205,6 +226,9 @@ impl Config {
         pgshard_txn::check_name(&self.name)?;
         if self.transactions.recovery_interval_ms == 0 || self.transactions.deadlock_check_ms == 0 {
             anyhow::bail!("transactions.recovery_interval_ms and transactions.deadlock_check_ms must be at least 1");
+        }
+        if self.primary.renew_ms == 0 || self.primary.lease_ms <= self.primary.renew_ms {
+            anyhow::bail!("primary.renew_ms must be at least 1 and below primary.lease_ms");
         }
         if self.pool.max_per_node == 0 {
             anyhow::bail!("pool.max_per_node must be at least 1");

@@ -20,6 +20,32 @@ pub fn is_session_setting(sql: &str) -> bool {
     }
 }
 
+/// The schema change a statement makes, by its leading words (`CREATE TABLE`, `ALTER INDEX`,
+/// `GRANT`, ...), if any: what only the primary coordinator runs. Temporary objects are the
+/// session's own and not counted. Any statement of a multi-statement string counts.
+pub fn schema_change(sql: &str) -> Option<String> {
+    const VERBS: [&str; 9] = ["create", "alter", "drop", "comment", "grant", "revoke", "reindex", "security", "import"];
+    for stmt in sql.split(';') {
+        let words: Vec<String> = stmt
+            .split(|c: char| c.is_whitespace() || c == '(')
+            .filter(|w| !w.is_empty())
+            .take(4)
+            .map(str::to_ascii_lowercase)
+            .collect();
+        let Some(first) = words.first() else { continue };
+        if !VERBS.contains(&first.as_str()) {
+            continue;
+        }
+        let rest: Vec<&str> = words.iter().skip(1).map(String::as_str).collect();
+        let temporary = first == "create"
+            && matches!(rest.as_slice(), ["temp" | "temporary", ..] | ["local" | "global", "temp" | "temporary", ..]);
+        if !temporary {
+            return Some(words.iter().take(2).map(|w| w.to_ascii_uppercase()).collect::<Vec<_>>().join(" "));
+        }
+    }
+    None
+}
+
 /// Whether SQL text may define a custom (dotted) variable.
 pub fn may_define_custom_variable(sql: &[u8]) -> bool {
     contains_ignore_case(sql, b"set_config") || set_of_dotted_name(sql)

@@ -19,6 +19,7 @@ mod cancel;
 mod error;
 mod frontend;
 mod guc;
+pub mod lease;
 mod session;
 mod wire;
 

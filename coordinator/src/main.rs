@@ -33,6 +33,9 @@ struct UpArgs {
     /// Port the coordinator listens on (127.0.0.1).
     #[arg(long, env = "PGSHARD_PORT", default_value_t = 6432)]
     port: u16,
+    /// Coordinators to run: c0 (the primary) on --port, followers c1, c2, ... on the next ports.
+    #[arg(long, env = "PGSHARD_COORDINATORS", default_value_t = 1)]
+    coordinators: usize,
     /// Directory holding the cluster's data (created on first run, reused afterwards).
     #[arg(long, env = "PGSHARD_DIR", default_value = "pgshard-data")]
     dir: PathBuf,
@@ -101,7 +104,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let result = match Cli::parse().command {
-        Command::Up(a) => run_up(UpOptions { data_nodes: a.data_nodes, port: a.port, dir: a.dir, fast: false }),
+        Command::Up(a) => run_up(UpOptions { data_nodes: a.data_nodes, port: a.port, dir: a.dir, fast: false, coordinators: a.coordinators }),
         Command::Serve(a) => serve(a),
     };
     match result {

@@ -35,6 +35,8 @@ pub struct Shared {
     pub dtx: Arc<crate::dtx::Dtx>,
     /// The data-node backends of every session, for deadlock detection.
     pub backends: crate::dtx::deadlock::Backends,
+    /// The primary lease as this coordinator sees it.
+    pub lease: crate::lease::Lease,
 }
 
 /// Column names of the managed tables, by (schema, name), for one catalog version.
@@ -109,7 +111,16 @@ impl Coordinator {
                 anyhow::anyhow!("cannot listen on {}: {e}", config.listen)
             }
         })?;
-        tracing::info!(listen = %config.listen, nodes = catalog.nodes().len(), "coordinator ready");
+        let address = listener.local_addr().map_or_else(|_| config.listen.clone(), |a| a.to_string());
+        let lease = crate::lease::Lease::new(&config.name, &address, Duration::from_millis(config.primary.lease_ms));
+        let (primary, _) = lease.take(store.client(), false).await?;
+        tracing::info!(
+            name = %config.name,
+            listen = %address,
+            nodes = catalog.nodes().len(),
+            role = if primary { "primary" } else { "follower" },
+            "coordinator ready"
+        );
         let shared = Arc::new(Shared {
             auth: Authenticator::new(&config),
             pools: Pools::new(config.pool.clone()),
@@ -123,6 +134,7 @@ impl Coordinator {
                 Duration::from_millis(config.transactions.decision_timeout_ms),
             ),
             backends: crate::dtx::deadlock::Backends::default(),
+            lease,
             config,
         });
         Ok(Self { listener, shared })
@@ -144,6 +156,7 @@ impl Coordinator {
         let mut sessions = JoinSet::new();
         let recovery = tokio::spawn(recover_periodically(self.shared.clone()));
         let deadlocks = tokio::spawn(crate::dtx::deadlock::detect_periodically(self.shared.clone()));
+        let lease = tokio::spawn(crate::lease::keep(self.shared.clone()));
         tokio::pin!(stop);
         loop {
             tokio::select! {
@@ -164,6 +177,8 @@ impl Coordinator {
         drop(self.listener);
         recovery.abort();
         deadlocks.abort();
+        lease.abort();
+        crate::lease::release(&self.shared).await;
         let _ = tx.send(true);
         let grace = Duration::from_secs(self.shared.config.shutdown_grace_secs);
         tracing::info!(sessions = sessions.len(), grace_secs = grace.as_secs(), "shutting down");

@@ -29,6 +29,9 @@ pub struct UpOptions {
     pub dir: PathBuf,
     /// Tests: no fsync anywhere.
     pub fast: bool,
+    /// Coordinators to run: `c0` (the primary) on `port`, then followers `c1`, ... on the
+    /// ports after it.
+    pub coordinators: usize,
 }
 
 /// The PostgreSQL servers of a local cluster, running. Dropping it stops them.
@@ -182,16 +185,36 @@ pub fn run_up(opts: UpOptions) -> anyhow::Result<()> {
             anyhow::anyhow!("cannot listen on 127.0.0.1:{}: {e} (choose another port with --port)", opts.port)
         })?;
     }
+    if opts.coordinators == 0 {
+        anyhow::bail!("--coordinators must be at least 1");
+    }
     let servers = LocalServers::start(&opts)?;
     let runtime = tokio::runtime::Runtime::new()?;
     let result = runtime.block_on(async {
         ensure_metadata_db(servers.meta.port()).await?;
-        let coordinator = Coordinator::start(servers.coordinator_config(opts.port)).await?;
-        let addr = coordinator.local_addr()?;
-        println!("pgshard is up: {} data node(s), data in {}", servers.nodes.len(), servers.dir().display());
-        println!("connect with:  psql -h {} -p {} -U postgres", addr.ip(), addr.port());
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let mut running = Vec::new();
+        for i in 0..opts.coordinators {
+            let mut config = servers.coordinator_config(if opts.port == 0 { 0 } else { opts.port + i as u16 });
+            config.name = format!("c{i}");
+            let coordinator = Coordinator::start(config).await?;
+            let addr = coordinator.local_addr()?;
+            let role = if i == 0 { "primary" } else { "follower" };
+            if i == 0 {
+                println!("pgshard is up: {} data node(s), data in {}", servers.nodes.len(), servers.dir().display());
+            }
+            println!("connect with:  psql -h {} -p {} -U postgres   ({role} coordinator c{i})", addr.ip(), addr.port());
+            let mut stop = stop_rx.clone();
+            running.push(tokio::spawn(coordinator.serve(async move {
+                let _ = stop.wait_for(|s| *s).await;
+            })));
+        }
         println!("stop with Ctrl-C");
-        coordinator.serve(shutdown_signal()).await;
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+        for r in running {
+            let _ = r.await;
+        }
         anyhow::Ok(())
     });
     drop(runtime);

@@ -139,7 +139,7 @@ fn transfers_stay_exact_while_the_coordinator_is_killed() {
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     }
     let servers =
-        LocalServers::start(&UpOptions { data_nodes: 2, port: 0, dir: dir.path().join("cluster"), fast: true }).unwrap();
+        LocalServers::start(&UpOptions { data_nodes: 2, port: 0, dir: dir.path().join("cluster"), fast: true, coordinators: 1 }).unwrap();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(ensure_metadata_db(servers.meta.port())).unwrap();
     let port = free_port().unwrap();

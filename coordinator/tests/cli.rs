@@ -189,6 +189,40 @@ fn up_creates_stops_cleanly_and_brings_data_back() {
 }
 
 #[test]
+fn up_with_two_coordinators_runs_a_primary_and_a_follower() {
+    let dir = temp_dir();
+    let data = dir.path().join("data");
+    let data_arg = data.to_string_lossy().into_owned();
+    let port = free_port().unwrap();
+    let port_arg = port.to_string();
+    let mut up = Running::spawn(&["up", "--data-nodes", "1", "--coordinators", "2", "--port", &port_arg, "--dir", &data_arg], &[]);
+    let lines = up.wait_for("stop with Ctrl-C", Duration::from_secs(120)).join("\n");
+    assert!(lines.contains(&format!("-p {port} -U postgres   (primary coordinator c0)")), "{lines}");
+    assert!(lines.contains(&format!("-p {} -U postgres   (follower coordinator c1)", port + 1)), "{lines}");
+    let (ok, _, err) = psql(port + 1, "CREATE TABLE t (a int PRIMARY KEY)");
+    assert!(!ok && err.contains("follower") && err.contains("c0"), "{err}");
+    let (ok, _, err) = psql(port, "CREATE TABLE t (a int PRIMARY KEY)");
+    assert!(ok, "{err}");
+    let (ok, _, err) = psql(port, "SELECT create_distributed_table('t', 'a')");
+    assert!(ok, "{err}");
+    // The follower loads the new catalog within a second.
+    let changed = Instant::now();
+    while !psql(port + 1, "EXPLAIN SELECT * FROM t WHERE a = 1").1.contains("pgshard:") {
+        assert!(changed.elapsed() < Duration::from_secs(1), "the follower did not pick up the catalog change");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (ok, _, err) = psql(port + 1, "INSERT INTO t VALUES (1), (2), (3), (4), (5), (6), (7), (8), (9), (10)");
+    assert!(ok, "the follower serves DML: {err}");
+    let (ok, rows, err) = psql(port, "SELECT count(*) FROM t");
+    assert!(ok, "{err}");
+    assert_eq!(rows, "10\n");
+    up.signal("TERM");
+    let status = up.wait_exit(Duration::from_secs(60));
+    assert!(status.success(), "exit {status:?}: {}", up.rest());
+    assert!(processes_using(&data).is_empty(), "servers left running: {:?}", processes_using(&data));
+}
+
+#[test]
 fn up_on_a_taken_port_says_so() {
     let dir = temp_dir();
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -230,6 +264,7 @@ fn serve_uses_the_config_file_with_flags_and_env_overriding_it() {
         port: 0,
         dir: dir.path().join("cluster"),
         fast: true,
+        coordinators: 1,
     })
     .unwrap();
     let runtime = tokio::runtime::Runtime::new().unwrap();

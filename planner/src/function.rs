@@ -1,5 +1,5 @@
 //! pgshard's SQL functions (`create_distributed_table`, `create_reference_table`,
-//! `undistribute_table`, `verify_placement`, `recover_prepared_transactions`): recognized only as a statement of exactly the form
+//! `undistribute_table`, `verify_placement`, `recover_prepared_transactions`, `become_primary`): recognized only as a statement of exactly the form
 //! `SELECT f(args)` (`f` optionally qualified by `pgshard.` or `public.`) with constant arguments,
 //! positional or named (`shard_count => 4`, `colocate_with := 'none'`). Any other use of these
 //! names is refused, since the coordinator, not a data node, must run them.
@@ -21,6 +21,7 @@ pub const NAMES: &[&str] = &[
     "undistribute_table",
     "verify_placement",
     "recover_prepared_transactions",
+    "become_primary",
 ];
 
 /// A call of one of pgshard's functions.

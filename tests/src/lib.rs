@@ -49,42 +49,30 @@ impl TestCluster {
     /// Starts a cluster, letting the test adjust the coordinator's configuration.
     pub fn start_with(data_nodes: usize, adjust: impl FnOnce(&mut Config)) -> anyhow::Result<Self> {
         let dir = temp_dir()?;
-        let opts = UpOptions { data_nodes, port: 0, dir: dir.path().join("cluster"), fast: true };
+        let opts = UpOptions { data_nodes, port: 0, dir: dir.path().join("cluster"), fast: true, coordinators: 1 };
         let servers = LocalServers::start(&opts)?;
         let mut config = servers.coordinator_config(0);
         adjust(&mut config);
-        let meta_port = servers.meta.port();
-        let (addr_tx, addr_rx) = mpsc::channel();
-        let (stop_tx, stop_rx) = oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
-                Ok(r) => r,
-                Err(e) => {
-                    let _ = addr_tx.send(Err(anyhow::anyhow!(e)));
-                    return;
-                }
-            };
-            runtime.block_on(async move {
-                let started = async {
-                    ensure_metadata_db(meta_port).await?;
-                    Coordinator::start(config).await
-                };
-                match started.await {
-                    Ok(c) => {
-                        let _ = addr_tx.send(c.local_addr().map_err(anyhow::Error::from));
-                        c.serve(async {
-                            let _ = stop_rx.await;
-                        })
-                        .await;
-                    }
-                    Err(e) => {
-                        let _ = addr_tx.send(Err(e));
-                    }
-                }
-            });
-        });
-        let addr = addr_rx.recv_timeout(Duration::from_secs(60)).context("coordinator did not start")??;
-        Ok(Self { coordinator: Some((stop_tx, thread)), servers: Some(servers), port: addr.port(), _dir: dir })
+        let (stop, thread, port) = spawn_coordinator(config, servers.meta.port())?;
+        Ok(Self { coordinator: Some((stop, thread)), servers: Some(servers), port, _dir: dir })
+    }
+
+    /// Starts another coordinator on the cluster's metadata store and data nodes (named
+    /// `name`, on a free port), letting the test adjust its configuration; stopped on drop.
+    pub fn add_coordinator(&self, name: &str, adjust: impl FnOnce(&mut Config)) -> anyhow::Result<ExtraCoordinator> {
+        let mut config = self.servers().coordinator_config(0);
+        config.name = name.to_owned();
+        adjust(&mut config);
+        let (stop, thread, port) = spawn_coordinator(config, self.servers().meta.port())?;
+        Ok(ExtraCoordinator { running: Some((stop, thread)), port })
+    }
+
+    /// Stops the first coordinator (gracefully), leaving the servers running.
+    pub fn stop_coordinator(&mut self) {
+        if let Some((stop, thread)) = self.coordinator.take() {
+            let _ = stop.send(());
+            let _ = thread.join();
+        }
     }
 
     /// The coordinator's port on 127.0.0.1.
@@ -114,10 +102,7 @@ impl TestCluster {
 
     /// Stops the coordinator (gracefully), then the servers.
     pub fn stop(&mut self) {
-        if let Some((stop, thread)) = self.coordinator.take() {
-            let _ = stop.send(());
-            let _ = thread.join();
-        }
+        self.stop_coordinator();
         if let Some(servers) = self.servers.take() {
             servers.stop();
         }
@@ -128,6 +113,73 @@ impl Drop for TestCluster {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// A coordinator started with [`TestCluster::add_coordinator`].
+pub struct ExtraCoordinator {
+    running: Option<(oneshot::Sender<()>, JoinHandle<()>)>,
+    port: u16,
+}
+
+impl ExtraCoordinator {
+    /// Its port on 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A libpq-style connection string to it.
+    pub fn dsn(&self, dbname: &str) -> String {
+        format!("host=127.0.0.1 port={} user=postgres dbname={dbname}", self.port)
+    }
+
+    /// Stops it gracefully.
+    pub fn stop(&mut self) {
+        if let Some((stop, thread)) = self.running.take() {
+            let _ = stop.send(());
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for ExtraCoordinator {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Runs a coordinator in a thread of its own; returns its stop switch, thread and port.
+fn spawn_coordinator(config: Config, meta_port: u16) -> anyhow::Result<(oneshot::Sender<()>, JoinHandle<()>, u16)> {
+    let (addr_tx, addr_rx) = mpsc::channel();
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = addr_tx.send(Err(anyhow::anyhow!(e)));
+                return;
+            }
+        };
+        runtime.block_on(async move {
+            let started = async {
+                ensure_metadata_db(meta_port).await?;
+                Coordinator::start(config).await
+            };
+            match started.await {
+                Ok(c) => {
+                    let _ = addr_tx.send(c.local_addr().map_err(anyhow::Error::from));
+                    c.serve(async {
+                        let _ = stop_rx.await;
+                    })
+                    .await;
+                }
+                Err(e) => {
+                    let _ = addr_tx.send(Err(e));
+                }
+            }
+        });
+    });
+    let addr = addr_rx.recv_timeout(Duration::from_secs(60)).context("coordinator did not start")??;
+    Ok((stop_tx, thread, addr.port()))
 }
 
 /// A plain PostgreSQL server, the reference the coordinator's answers are compared with.

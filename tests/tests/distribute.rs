@@ -50,7 +50,7 @@ where
     Fut: Future<Output = ()>,
 {
     let dir = temp_dir().unwrap();
-    let opts = UpOptions { data_nodes: nodes, port: 0, dir: dir.path().join("cluster"), fast: true };
+    let opts = UpOptions { data_nodes: nodes, port: 0, dir: dir.path().join("cluster"), fast: true, coordinators: 1 };
     let servers = LocalServers::start(&opts).unwrap();
     let config = servers.coordinator_config(0);
     let ports: Vec<u16> = servers.nodes.iter().map(|n| n.port()).collect();

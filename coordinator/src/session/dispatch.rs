@@ -31,6 +31,9 @@ impl Session {
                 cmd => Decision::Txn(cmd),
             });
         }
+        if let Some(what) = crate::guc::schema_change(sql) {
+            crate::lease::ensure_primary(&self.shared, &what).await?;
+        }
         let catalog = self.catalog();
         if catalog.tables().next().is_none() && !names_a_function(sql) {
             return Ok(Decision::Home);
@@ -98,8 +101,11 @@ impl Session {
     /// Runs one of pgshard's functions and queues its one-row answer.
     pub(super) async fn run_function(&mut self, call: &FunctionCall) -> Result<(), CoordError> {
         self.outside_block(&call.name)?;
-        if call.name == "recover_prepared_transactions" {
-            return self.run_recovery(call).await;
+        match call.name.as_str() {
+            "recover_prepared_transactions" => return self.run_recovery(call).await,
+            "become_primary" => return self.run_become_primary(call).await,
+            "verify_placement" => {}
+            name => crate::lease::ensure_primary(&self.shared, &format!("{name}()")).await?,
         }
         let (user, database, password) = self.identity();
         let admin = Admin { shared: &self.shared, user: &user, database: &database, password: password.as_deref() };
@@ -159,10 +165,28 @@ impl Session {
         Ok(())
     }
 
+    /// Takes the primary lease now, even from a live primary; answers who held it before.
+    async fn run_become_primary(&mut self, call: &FunctionCall) -> Result<(), CoordError> {
+        Args::new(call)?.check(&[])?;
+        let client = crate::lease::connect(&self.shared.config.metadata.dsn).await?;
+        let (_, before) = self.shared.lease.take(&client, true).await?;
+        tracing::warn!(previous = before.as_deref().unwrap_or("none"), "took the primary lease on request");
+        let cells: Vec<Cell> = vec![("previous_primary", TEXT, before.unwrap_or_default())];
+        let extended = self.extended;
+        let out = self.client.out();
+        if !extended {
+            msg::row_description(&[("previous_primary", TEXT)], out);
+        }
+        msg::data_row(&cells.iter().map(|(_, _, v)| Some(v.as_bytes())).collect::<Vec<_>>(), out);
+        msg::command_complete("SELECT 1", out);
+        Ok(())
+    }
+
     /// Applies DDL on distributed tables everywhere (all or nothing) and queues its CommandComplete.
     pub(super) async fn run_ddl(&mut self, ddl: &DdlPlan, catalog: &CatalogSnapshot, sql: &str) -> Result<(), CoordError> {
         let tag = command_tag_of(sql);
         self.outside_block(&tag)?;
+        crate::lease::ensure_primary(&self.shared, &tag).await?;
         let (user, database, password) = self.identity();
         let admin = Admin { shared: &self.shared, user: &user, database: &database, password: password.as_deref() };
         let mut work: Vec<(NodeId, Vec<String>)> = catalog.nodes().iter().map(|n| (n.id, Vec::new())).collect();
@@ -219,6 +243,7 @@ impl Session {
 
 const VOID: u32 = 2278;
 const INT8: u32 = 20;
+const TEXT: u32 = 25;
 
 /// The result column name PostgreSQL gives a call of a void pgshard function: its name.
 pub(super) fn void_name(name: &str) -> &'static str {

@@ -69,6 +69,7 @@ pub fn describe_planned(plan: &Plan, sql: &str, types: &[u32], statement: bool) 
             Plan::Function(call) if call.name == "verify_placement" => {
                 msg::row_description(&[("rows_checked", 20), ("rows_misplaced", 20)], o);
             }
+            Plan::Function(call) if call.name == "become_primary" => msg::row_description(&[("previous_primary", 25)], o),
             Plan::Function(call) if call.name == "recover_prepared_transactions" => {
                 msg::row_description(&super::dispatch::RECOVERY_COLUMNS, o);
             }
