@@ -23,11 +23,32 @@ const START: i64 = 1_000;
 const WORKERS: u64 = 6;
 const KILLS: usize = 4;
 
-/// The coordinator process; killed on drop.
+/// A coordinator process; killed on drop.
 struct Coordinator {
     child: Option<Child>,
     config: std::path::PathBuf,
     port: u16,
+}
+
+/// A coordinator config file for `servers`, named `name`, listening on `port`.
+fn write_config(dir: &std::path::Path, servers: &LocalServers, name: &str, port: u16, extra: &str) -> std::path::PathBuf {
+    let mut toml = format!(
+        "name = \"{name}\"\nlisten = \"127.0.0.1:{port}\"\n{extra}\n[metadata]\ndsn = \"host=127.0.0.1 port={} user=postgres dbname=pgshard\"\n",
+        servers.meta.port()
+    );
+    for n in &servers.nodes {
+        toml.push_str(&format!("[[data_nodes]]\nname = \"{}\"\nhost = \"127.0.0.1\"\nport = {}\n", n.name(), n.port()));
+    }
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, toml).unwrap();
+    path
+}
+
+fn servers_in(dir: &tempfile::TempDir) -> LocalServers {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    LocalServers::start(&UpOptions { data_nodes: 2, port: 0, dir: dir.path().join("cluster"), fast: true, coordinators: 1 })
+        .unwrap()
 }
 
 impl Coordinator {
@@ -134,25 +155,11 @@ async fn worker(dsn: String, id: u64, stop: Arc<AtomicBool>) -> (Vec<i64>, u64) 
 #[test]
 fn transfers_stay_exact_while_the_coordinator_is_killed() {
     let dir = tempfile::Builder::new().prefix("pgshard-bank-").tempdir().unwrap();
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
-    let servers =
-        LocalServers::start(&UpOptions { data_nodes: 2, port: 0, dir: dir.path().join("cluster"), fast: true, coordinators: 1 }).unwrap();
+    let servers = servers_in(&dir);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(ensure_metadata_db(servers.meta.port())).unwrap();
     let port = free_port().unwrap();
-    let mut toml = format!(
-        "name = \"bank\"\nlisten = \"127.0.0.1:{port}\"\n[metadata]\ndsn = \"host=127.0.0.1 port={} user=postgres dbname=pgshard\"\n\
-         [transactions]\nrecovery_interval_ms = 500\n",
-        servers.meta.port()
-    );
-    for n in &servers.nodes {
-        toml.push_str(&format!("[[data_nodes]]\nname = \"{}\"\nhost = \"127.0.0.1\"\nport = {}\n", n.name(), n.port()));
-    }
-    let config = dir.path().join("pgshard.toml");
-    std::fs::write(&config, toml).unwrap();
+    let config = write_config(dir.path(), &servers, "bank", port, "[transactions]\nrecovery_interval_ms = 500");
     let mut coordinator = Coordinator::spawn(&config, port);
     let dsn = format!("host=127.0.0.1 port={port} user=postgres dbname=postgres");
 
@@ -239,5 +246,43 @@ fn transfers_stay_exact_while_the_coordinator_is_killed() {
         assert_eq!(balances, expected, "a transfer was applied in part");
     });
     drop(coordinator);
+    servers.stop();
+}
+
+/// A follower process takes the lease by itself once the killed primary's lease expires, and
+/// then runs DDL; the restarted old primary is a follower.
+#[test]
+fn a_follower_takes_over_when_the_primary_is_killed() {
+    let dir = tempfile::Builder::new().prefix("pgshard-takeover-").tempdir().unwrap();
+    let servers = servers_in(&dir);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(ensure_metadata_db(servers.meta.port())).unwrap();
+    let lease = "[primary]\nlease_ms = 2000\nrenew_ms = 200";
+    let (p_port, f_port) = (free_port().unwrap(), free_port().unwrap());
+    let mut primary = Coordinator::spawn(&write_config(dir.path(), &servers, "c0", p_port, lease), p_port);
+    let follower = Coordinator::spawn(&write_config(dir.path(), &servers, "c1", f_port, lease), f_port);
+    let dsn = |port: u16| format!("host=127.0.0.1 port={port} user=postgres dbname=postgres");
+    runtime.block_on(async {
+        let f = connect(&dsn(f_port)).await.unwrap();
+        let e = f.batch_execute("CREATE TABLE t (a int)").await.unwrap_err();
+        assert_eq!(e.code().map(|c| c.code()), Some("25006"), "{e:?}");
+        primary.kill();
+        let killed = Instant::now();
+        loop {
+            match f.batch_execute("CREATE TABLE t (a int)").await {
+                Ok(()) => break,
+                Err(e) => assert_eq!(e.code().map(|c| c.code()), Some("25006"), "{e:?}"),
+            }
+            assert!(killed.elapsed() < Duration::from_secs(10), "the follower never took the lease");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(killed.elapsed() >= Duration::from_millis(1_500), "the lease was taken before it expired");
+        primary.start();
+        let p = connect(&dsn(p_port)).await.unwrap();
+        let e = p.batch_execute("CREATE TABLE u (a int)").await.unwrap_err();
+        assert_eq!(e.code().map(|c| c.code()), Some("25006"), "the restarted c0 is a follower: {e:?}");
+    });
+    drop(follower);
+    drop(primary);
     servers.stop();
 }

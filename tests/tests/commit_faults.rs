@@ -66,6 +66,22 @@ impl Nodes {
         (sum, count)
     }
 
+    /// Ids of the accounts on one node.
+    async fn ids_on(node: &Client) -> Vec<i32> {
+        let schemas: Vec<String> = node
+            .query("SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'pgshard\\_g%'", &[])
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let mut ids = Vec::new();
+        for s in schemas {
+            ids.extend(node.query(&format!("SELECT id FROM {s}.accounts"), &[]).await.unwrap().iter().map(|r| r.get::<_, i32>(0)));
+        }
+        ids
+    }
+
     async fn prepared(&self) -> i64 {
         let mut n = 0;
         for node in [&self.dn1, &self.dn2] {
@@ -129,6 +145,21 @@ fn a_cut_at_each_commit_step_leaves_all_or_nothing() {
         client.batch_execute("SELECT create_distributed_table('accounts', 'id', shard_count => 4)").await.unwrap();
         let nodes = Nodes::connect(&cluster).await;
         nodes.settle(100, "setup").await;
+
+        // One writer commits with a plain COMMIT and read-only members are not prepared: a
+        // PREPARE reaching dn2 would fire the armed fault.
+        proxy.arm(Fault::BeforeClientSends(b"PREPARE TRANSACTION".to_vec()));
+        let (id1, id2) = (Nodes::ids_on(&nodes.dn1).await[0], Nodes::ids_on(&nodes.dn2).await[0]);
+        for (writer, id) in [("dn1", id1), ("dn2", id2)] {
+            client.batch_execute("BEGIN").await.unwrap();
+            assert_eq!(scalar(&client, "SELECT count(*) FROM accounts").await, ACCOUNTS, "reads every node");
+            client.batch_execute(&format!("UPDATE accounts SET balance = balance + 5 WHERE id = {id}")).await.unwrap();
+            client.batch_execute("COMMIT").await.unwrap_or_else(|e| panic!("one writer ({writer}): {e:?}"));
+        }
+        assert_eq!(proxy.cuts(), 0, "no PREPARE TRANSACTION was sent to dn2");
+        proxy.disarm();
+        client.batch_execute(&format!("UPDATE accounts SET balance = 100 WHERE id IN ({id1}, {id2})")).await.unwrap();
+        nodes.settle(100, "one-phase commits").await;
 
         // A fault-free two-node commit, for reference.
         client.batch_execute("BEGIN").await.unwrap();
