@@ -46,6 +46,17 @@ pub fn schema_change(sql: &str) -> Option<String> {
     None
 }
 
+/// Whether SQL text is a setting a transaction block's members must share: a session-level
+/// one or `SET LOCAL`.
+pub fn is_block_setting(sql: &str) -> bool {
+    let text = sql.trim().trim_end_matches(';').trim_end();
+    if text.contains(';') {
+        return false;
+    }
+    let mut words = text.split_whitespace().map(str::to_ascii_lowercase);
+    matches!((words.next().as_deref(), words.next().as_deref()), (Some("set"), Some("local"))) || is_session_setting(sql)
+}
+
 /// Whether SQL text may define a custom (dotted) variable.
 pub fn may_define_custom_variable(sql: &[u8]) -> bool {
     contains_ignore_case(sql, b"set_config") || set_of_dotted_name(sql)

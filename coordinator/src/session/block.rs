@@ -7,7 +7,7 @@ use tokio_postgres::error::SqlState;
 
 use super::relay::{Interrupted, Owed, Unit};
 use super::simple::aborted_block;
-use super::txn::{Block, TxnCmd, TxnState, Writes, quote, tag_of};
+use super::txn::{Block, Replay, TxnCmd, TxnState, Writes, quote, tag_of};
 use super::{Session, msg};
 use crate::error::CoordError;
 
@@ -186,7 +186,11 @@ impl Session {
                 let TxnState::Block(block) = std::mem::take(&mut self.txn) else { return Ok((None, tag)) };
                 let commit = matches!(cmd, TxnCmd::Commit { .. }) && !failed;
                 let result = if commit {
-                    self.commit_members(&block.members).await.map(|()| tag)
+                    let done = self.commit_members(&block.members).await.map(|()| tag);
+                    if done.is_ok() {
+                        self.keep_block_settings(&block).await;
+                    }
+                    done
                 } else {
                     self.rollback_members(&block.members).await;
                     Ok("ROLLBACK")
@@ -214,17 +218,17 @@ impl Session {
             }
             (TxnCmd::Savepoint(name), TxnState::Block(b)) => {
                 let sql = format!("SAVEPOINT {}", quote(name));
-                b.savepoints.push(name.clone());
+                b.push_savepoint(name);
                 self.on_members(&sql).await.map(|()| (None, tag))
             }
             (TxnCmd::Release(name), TxnState::Block(b)) => {
                 let at = b.savepoint(name).unwrap_or_default();
-                b.savepoints.truncate(at);
+                b.release(at);
                 self.on_members(&format!("RELEASE SAVEPOINT {}", quote(name))).await.map(|()| (None, tag))
             }
             (TxnCmd::RollbackTo(name), TxnState::Block(b)) => {
                 let at = b.savepoint(name).unwrap_or_default();
-                b.savepoints.truncate(at + 1);
+                b.rollback_to(at);
                 self.on_members(&format!("ROLLBACK TO SAVEPOINT {}", quote(name))).await?;
                 if let TxnState::Block(b) = &mut self.txn {
                     b.failed = false;
@@ -236,6 +240,30 @@ impl Session {
                 b.begin.push_str(text);
                 self.on_members(text).await.map(|()| (None, tag))
             }
+        }
+    }
+
+    /// A setting that succeeded on home inside the block: the other members run it too, and
+    /// members that join later replay it. A member that refuses it is logged.
+    pub(super) async fn spread_block_setting(&mut self, sql: &str) {
+        let TxnState::Block(b) = &mut self.txn else { return };
+        b.replay.push(Replay::Setting(sql.to_owned()));
+        let work: Vec<(usize, String)> = b.members.iter().filter(|m| m.conn != 0).map(|m| (m.conn, sql.to_owned())).collect();
+        for (reply, (i, _)) in self.query_each(&work).await.into_iter().zip(&work) {
+            if reply.error.is_some() || reply.lost.is_some() {
+                tracing::warn!(node = %self.conns.peek(*i).node, setting = sql, "a block member refused a setting");
+            }
+        }
+    }
+
+    /// After a block committed: its session-level settings outlive it, so the session's other
+    /// connections get them too and new ones replay them.
+    async fn keep_block_settings(&mut self, block: &Block) {
+        let settings: Vec<String> = block.session_settings().map(str::to_owned).collect();
+        for sql in settings {
+            let work: Vec<(usize, String)> = (0..self.conns.len()).filter(|&i| !block.has(i)).map(|i| (i, sql.clone())).collect();
+            self.query_each(&work).await;
+            self.settings.push(sql);
         }
     }
 

@@ -68,12 +68,14 @@ impl Session {
                 }
                 let i = 0;
                 self.send_query(i, &m, Writes::Unknown).await?;
-                if !self.last_query_failed
-                    && matches!(self.txn, TxnState::Idle)
-                    && crate::guc::is_session_setting(sql)
-                {
+                if self.last_query_failed {
+                    return Ok(());
+                }
+                if matches!(self.txn, TxnState::Idle) && crate::guc::is_session_setting(sql) {
                     let sql = sql.to_owned();
                     self.spread_setting(i, sql).await?;
+                } else if crate::guc::is_block_setting(sql) {
+                    self.spread_block_setting(sql).await;
                 }
                 Ok(())
             }

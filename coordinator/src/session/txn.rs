@@ -48,6 +48,15 @@ pub struct Member {
     pub writes: Writes,
 }
 
+/// A step a member that joins a block late replays.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Replay {
+    /// An open savepoint.
+    Savepoint(String),
+    /// A setting made in the block (`SET`, `SET LOCAL`, `RESET`), as the client wrote it.
+    Setting(String),
+}
+
 /// An open transaction block.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Block {
@@ -59,8 +68,9 @@ pub struct Block {
     pub doomed: bool,
     /// The members, in the order they joined.
     pub members: Vec<Member>,
-    /// Open savepoints, oldest first.
-    pub savepoints: Vec<String>,
+    /// What a joining member replays after `begin`, in order: open savepoints and the settings
+    /// made in the block.
+    pub replay: Vec<Replay>,
     /// Opened by the coordinator around one statement (not by the client).
     pub implicit: bool,
 }
@@ -85,9 +95,15 @@ impl Block {
         }
         self.members.push(Member { conn, writes });
         let mut text = self.begin.clone();
-        for s in &self.savepoints {
-            text.push_str(";SAVEPOINT ");
-            text.push_str(&quote(s));
+        for step in &self.replay {
+            text.push(';');
+            match step {
+                Replay::Savepoint(s) => {
+                    text.push_str("SAVEPOINT ");
+                    text.push_str(&quote(s));
+                }
+                Replay::Setting(sql) => text.push_str(sql),
+            }
         }
         Some(text)
     }
@@ -97,9 +113,33 @@ impl Block {
         self.members.iter().any(|m| m.conn == conn)
     }
 
-    /// Position of the newest open savepoint named `name`.
+    /// Position (in `replay`) of the newest open savepoint named `name`.
     pub fn savepoint(&self, name: &str) -> Option<usize> {
-        self.savepoints.iter().rposition(|s| s == name)
+        self.replay.iter().rposition(|s| matches!(s, Replay::Savepoint(n) if n == name))
+    }
+
+    /// Opens a savepoint.
+    pub fn push_savepoint(&mut self, name: &str) {
+        self.replay.push(Replay::Savepoint(name.to_owned()));
+    }
+
+    /// RELEASE: the savepoint at `at` and the later ones close; settings stay.
+    pub fn release(&mut self, at: usize) {
+        let later = self.replay.split_off(at);
+        self.replay.extend(later.into_iter().filter(|s| matches!(s, Replay::Setting(_))));
+    }
+
+    /// ROLLBACK TO: what came after the savepoint at `at` is undone; the savepoint stays.
+    pub fn rollback_to(&mut self, at: usize) {
+        self.replay.truncate(at + 1);
+    }
+
+    /// The session-level settings the block made (what outlives its commit).
+    pub fn session_settings(&self) -> impl Iterator<Item = &str> {
+        self.replay.iter().filter_map(|s| match s {
+            Replay::Setting(sql) if crate::guc::is_session_setting(sql) => Some(sql.as_str()),
+            _ => None,
+        })
     }
 }
 
@@ -263,19 +303,32 @@ mod tests {
     fn joining_members_replay_begin_and_savepoints() {
         let mut b = Block::new("BEGIN ISOLATION LEVEL REPEATABLE READ");
         assert_eq!(b.enlist(3, Writes::No).as_deref(), Some("BEGIN ISOLATION LEVEL REPEATABLE READ"));
-        b.savepoints.push("a".into());
-        b.savepoints.push("Q\"".into());
+        b.push_savepoint("a");
+        b.replay.push(Replay::Setting("SET LOCAL work_mem = '8MB'".into()));
+        b.push_savepoint("Q\"");
         assert_eq!(b.enlist(3, Writes::Yes), None);
         assert_eq!(b.members[0].writes, Writes::Yes);
         assert_eq!(b.enlist(3, Writes::No), None);
         assert_eq!(b.members[0].writes, Writes::Yes, "a write is never forgotten");
         assert_eq!(
             b.enlist(5, Writes::Unknown).as_deref(),
-            Some("BEGIN ISOLATION LEVEL REPEATABLE READ;SAVEPOINT \"a\";SAVEPOINT \"Q\"\"\"")
+            Some("BEGIN ISOLATION LEVEL REPEATABLE READ;SAVEPOINT \"a\";SET LOCAL work_mem = '8MB';SAVEPOINT \"Q\"\"\"")
         );
         assert!(b.has(5) && !b.has(4));
-        b.savepoints.push("a".into());
-        assert_eq!(b.savepoint("a"), Some(2));
+        b.push_savepoint("a");
+        assert_eq!(b.savepoint("a"), Some(3));
         assert_eq!(b.savepoint("zz"), None);
+        b.replay.push(Replay::Setting("SET search_path = x".into()));
+        b.release(0);
+        assert_eq!(
+            b.replay,
+            vec![Replay::Setting("SET LOCAL work_mem = '8MB'".into()), Replay::Setting("SET search_path = x".into())],
+            "RELEASE closes savepoints and keeps settings"
+        );
+        assert_eq!(b.session_settings().collect::<Vec<_>>(), vec!["SET search_path = x"]);
+        b.push_savepoint("s");
+        b.replay.push(Replay::Setting("SET a.b = 1".into()));
+        b.rollback_to(2);
+        assert_eq!(b.replay.len(), 3, "ROLLBACK TO undoes the settings made after the savepoint");
     }
 }
