@@ -258,7 +258,8 @@ fn a_follower_takes_over_when_the_primary_is_killed() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(ensure_metadata_db(servers.meta.port())).unwrap();
     let lease = "[primary]\nlease_ms = 2000\nrenew_ms = 200";
-    let (p_port, f_port) = (free_port().unwrap(), free_port().unwrap());
+    let p_port = free_port().unwrap();
+    let f_port = std::iter::repeat_with(|| free_port().unwrap()).find(|p| *p != p_port).unwrap();
     let mut primary = Coordinator::spawn(&write_config(dir.path(), &servers, "c0", p_port, lease), p_port);
     let follower = Coordinator::spawn(&write_config(dir.path(), &servers, "c1", f_port, lease), f_port);
     let dsn = |port: u16| format!("host=127.0.0.1 port={port} user=postgres dbname=postgres");
