@@ -182,6 +182,27 @@ fn spawn_coordinator(config: Config, meta_port: u16) -> anyhow::Result<(oneshot:
     Ok((stop_tx, thread, addr.port()))
 }
 
+/// The integer values of `column` in every shard of `table` held by the data node listening on
+/// `port`, read directly from the node: which rows live where.
+pub async fn shard_values(port: u16, table: &str, column: &str) -> Vec<i32> {
+    let dsn = format!("host=127.0.0.1 port={port} user=postgres dbname=postgres");
+    let Ok(node) = connect(&dsn).await else { return Vec::new() };
+    let Ok(schemas) = node.query("SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'pgshard\\_g%'", &[]).await
+    else {
+        return Vec::new();
+    };
+    let mut values = Vec::new();
+    for s in schemas {
+        let schema: String = s.get(0);
+        let sql = format!("SELECT {column} FROM {schema}.{table} ORDER BY 1");
+        if let Ok(rows) = node.query(&sql, &[]).await {
+            values.extend(rows.iter().map(|r| r.get::<_, i32>(0)));
+        }
+    }
+    values.sort_unstable();
+    values
+}
+
 /// A plain PostgreSQL server, the reference the coordinator's answers are compared with.
 pub struct PlainPg {
     instance: PgInstance,

@@ -10,7 +10,7 @@
 use std::time::{Duration, Instant};
 
 use pgshard_tests::proxy::{Fault, FaultProxy};
-use pgshard_tests::{TestCluster, connect};
+use pgshard_tests::{TestCluster, connect, shard_values};
 use tokio_postgres::Client;
 
 const ACCOUNTS: i64 = 40;
@@ -66,22 +66,6 @@ impl Nodes {
         (sum, count)
     }
 
-    /// Ids of the accounts on one node.
-    async fn ids_on(node: &Client) -> Vec<i32> {
-        let schemas: Vec<String> = node
-            .query("SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'pgshard\\_g%'", &[])
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
-        let mut ids = Vec::new();
-        for s in schemas {
-            ids.extend(node.query(&format!("SELECT id FROM {s}.accounts"), &[]).await.unwrap().iter().map(|r| r.get::<_, i32>(0)));
-        }
-        ids
-    }
-
     async fn prepared(&self) -> i64 {
         let mut n = 0;
         for node in [&self.dn1, &self.dn2] {
@@ -112,6 +96,13 @@ impl Nodes {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+}
+
+/// An autocommit update of every account whose COMMIT PREPARED never reaches dn2: 08007.
+async fn autocommit_cut_after_decision(client: &Client, proxy: &FaultProxy) {
+    proxy.arm(Fault::BeforeClientSends(b"COMMIT PREPARED".to_vec()));
+    let err = client.batch_execute("UPDATE accounts SET balance = balance + 1").await.unwrap_err();
+    assert_eq!(err.code().map(|c| c.code()), Some("08007"), "{err:?}");
 }
 
 /// Runs the two-node transaction once with `fault` armed and checks the client's error.
@@ -149,7 +140,8 @@ fn a_cut_at_each_commit_step_leaves_all_or_nothing() {
         // One writer commits with a plain COMMIT and read-only members are not prepared: a
         // PREPARE reaching dn2 would fire the armed fault.
         proxy.arm(Fault::BeforeClientSends(b"PREPARE TRANSACTION".to_vec()));
-        let (id1, id2) = (Nodes::ids_on(&nodes.dn1).await[0], Nodes::ids_on(&nodes.dn2).await[0]);
+        let on = |n: usize| shard_values(cluster.node_port(n), "accounts", "id");
+        let (id1, id2) = (on(2).await[0], on(3).await[0]);
         for (writer, id) in [("dn1", id1), ("dn2", id2)] {
             client.batch_execute("BEGIN").await.unwrap();
             assert_eq!(scalar(&client, "SELECT count(*) FROM accounts").await, ACCOUNTS, "reads every node");
@@ -186,16 +178,12 @@ fn a_cut_at_each_commit_step_leaves_all_or_nothing() {
         nodes.settle(103, "cut during COMMIT PREPARED").await;
 
         // The same for an autocommit statement over every shard (an implicit block).
-        proxy.arm(Fault::BeforeClientSends(b"COMMIT PREPARED".to_vec()));
-        let err = client.batch_execute("UPDATE accounts SET balance = balance + 1").await.unwrap_err();
-        assert_eq!(err.code().map(|c| c.code()), Some("08007"), "{err:?}");
+        autocommit_cut_after_decision(&client, &proxy).await;
         nodes.settle(104, "autocommit, cut after the decision").await;
 
         // A data node that dies between PREPARE and COMMIT PREPARED: once it is back, recovery
         // completes the transaction there.
-        proxy.arm(Fault::BeforeClientSends(b"COMMIT PREPARED".to_vec()));
-        let err = client.batch_execute("UPDATE accounts SET balance = balance + 1").await.unwrap_err();
-        assert_eq!(err.code().map(|c| c.code()), Some("08007"), "{err:?}");
+        autocommit_cut_after_decision(&client, &proxy).await;
         cluster.servers_mut().kill_node(2);
         let (s1, c1) = Nodes::on_node(&nodes.dn1).await;
         assert_eq!(s1, c1 * 105, "dn1 committed at the decision");

@@ -7,28 +7,8 @@
 
 use std::time::Duration;
 
-use pgshard_tests::{TestCluster, connect};
+use pgshard_tests::{TestCluster, connect, shard_values};
 use tokio_postgres::Client;
-
-/// Ids of rows of `t` that live on data node `port`'s shards.
-async fn ids_on(port: u16) -> Vec<i32> {
-    let node = connect(&format!("host=127.0.0.1 port={port} user=postgres dbname=postgres")).await.unwrap();
-    let schemas: Vec<String> = node
-        .query("SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'pgshard\\_g%' ORDER BY 1", &[])
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    let mut ids = Vec::new();
-    for s in schemas {
-        for r in node.query(&format!("SELECT id FROM {s}.t ORDER BY id"), &[]).await.unwrap() {
-            ids.push(r.get(0));
-        }
-    }
-    ids.sort_unstable();
-    ids
-}
 
 async fn begin(dsn: &str) -> Client {
     let c = connect(dsn).await.unwrap();
@@ -58,7 +38,7 @@ fn cycles_across_nodes_lose_exactly_their_youngest_transaction() {
         setup.batch_execute("CREATE TABLE t (id int PRIMARY KEY, v int NOT NULL)").await.unwrap();
         setup.batch_execute("INSERT INTO t SELECT g, 0 FROM generate_series(1, 40) g").await.unwrap();
         setup.batch_execute("SELECT create_distributed_table('t', 'id', shard_count => 4)").await.unwrap();
-        let (on1, on2) = (ids_on(cluster.node_port(2)).await, ids_on(cluster.node_port(3)).await);
+        let (on1, on2) = (shard_values(cluster.node_port(2), "t", "id").await, shard_values(cluster.node_port(3), "t", "id").await);
         assert!(on1.len() >= 2 && on2.len() >= 2, "rows on both shard nodes: {on1:?} {on2:?}");
         let upd = |id: i32, v: i32| format!("UPDATE t SET v = {v} WHERE id = {id}");
 

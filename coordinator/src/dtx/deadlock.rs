@@ -15,7 +15,6 @@ use std::time::Duration;
 use pgshard_catalog::NodeId;
 use pgshard_txn::{TxnId, WaitGraph, victims};
 use tokio_postgres::Client;
-use tokio_postgres::error::SqlState;
 
 use crate::distribute::{Admin, connect};
 use crate::error::CoordError;
@@ -149,14 +148,7 @@ impl Detector {
         if self.clients.get(&node).is_none_or(Client::is_closed) {
             let catalog = shared.catalog();
             let n = catalog.node(node).ok_or(pgshard_catalog::CatalogError::UndefinedNode(node))?;
-            let config: tokio_postgres::Config = shared
-                .config
-                .metadata
-                .dsn
-                .parse()
-                .map_err(|e| CoordError::sql(SqlState::CONNECTION_EXCEPTION, format!("bad metadata DSN: {e}")))?;
-            let user = config.get_user().unwrap_or("postgres").to_owned();
-            let password = config.get_password().map(|p| String::from_utf8_lossy(p).into_owned());
+            let (user, password) = super::store_identity(&shared.config.metadata.dsn)?;
             let admin = Admin { shared, user: &user, database: "postgres", password: password.as_deref() };
             let client = connect(&admin, n).await?;
             self.clients.insert(node, client);

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use pgshard_txn::{Gid, InFlight};
-use tokio_postgres::{Client, NoTls, Statement};
+use tokio_postgres::{Client, Statement};
 
 use crate::error::CoordError;
 
@@ -131,17 +131,7 @@ impl DecisionLog {
         {
             return Ok((c.clone(), s.clone()));
         }
-        let config: tokio_postgres::Config =
-            self.dsn.parse().map_err(|e| CoordError::NodeLost(format!("bad metadata DSN: {e}")))?;
-        let (client, connection) = tokio::time::timeout(self.timeout, config.connect(NoTls))
-            .await
-            .map_err(|_| CoordError::NodeLost("the metadata store did not answer".into()))?
-            .map_err(CoordError::from_pg)?;
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::warn!(error = %e, "decision log connection lost");
-            }
-        });
+        let client = crate::lease::connect(&self.dsn).await?;
         client
             .batch_execute("SET synchronous_commit = on; SET application_name = 'pgshard_decisions'")
             .await
@@ -162,6 +152,17 @@ impl DecisionLog {
             *slot = None;
         }
     }
+}
+
+/// The metadata store's user and password: the identity recovery and deadlock detection use
+/// on the data nodes (it must be allowed to settle anyone's prepared transactions and cancel
+/// anyone's backends).
+pub fn store_identity(dsn: &str) -> Result<(String, Option<String>), CoordError> {
+    let config: tokio_postgres::Config = dsn
+        .parse()
+        .map_err(|e| CoordError::sql(tokio_postgres::error::SqlState::CONNECTION_EXCEPTION, format!("bad metadata DSN: {e}")))?;
+    let user = config.get_user().unwrap_or("postgres").to_owned();
+    Ok((user, config.get_password().map(|p| String::from_utf8_lossy(p).into_owned())))
 }
 
 /// Takes the advisory lock that makes `name` this process's own among the coordinators of the

@@ -36,14 +36,7 @@ pub struct Resolution {
 pub async fn recover(shared: &Shared) -> Result<Vec<Resolution>, CoordError> {
     let dtx = &shared.dtx;
     let _one_at_a_time = dtx.recovering.lock().await;
-    let config: tokio_postgres::Config = shared
-        .config
-        .metadata
-        .dsn
-        .parse()
-        .map_err(|e| CoordError::sql(SqlState::CONNECTION_EXCEPTION, format!("bad metadata DSN: {e}")))?;
-    let user = config.get_user().unwrap_or("postgres").to_owned();
-    let password = config.get_password().map(|p| String::from_utf8_lossy(p).into_owned());
+    let (user, password) = super::store_identity(&shared.config.metadata.dsn)?;
 
     let before = dtx.records().await?;
     let catalog = shared.catalog();

@@ -183,34 +183,32 @@ impl Conns {
     /// Index of the connection to `node`, opening one if needed. A dead connection is replaced
     /// in place (`Ok((i, true))`), so indexes stay valid.
     pub async fn open(&mut self, node: NodeId, addr: &NodeAddr, pools: &Pools, opener: &Opener) -> Result<(usize, bool), CoordError> {
-        if let Some(i) = self.find(node)
+        self.open_kind(node, false, addr, pools, opener).await
+    }
+
+    /// Index of the session's scratch connection to `node`, opening one if needed.
+    pub async fn scratch(&mut self, node: NodeId, addr: &NodeAddr, pools: &Pools, opener: &Opener) -> Result<(usize, bool), CoordError> {
+        self.open_kind(node, true, addr, pools, opener).await
+    }
+
+    async fn open_kind(
+        &mut self,
+        node: NodeId,
+        scratch: bool,
+        addr: &NodeAddr,
+        pools: &Pools,
+        opener: &Opener,
+    ) -> Result<(usize, bool), CoordError> {
+        let slot = self.list.iter().position(|c| c.node == node && c.scratch == scratch);
+        if let Some(i) = slot
             && !self.list[i].dead
         {
             return Ok((i, false));
         }
         let mut conn = NodeConn::new(node, checkout(addr, pools, opener).await?);
+        conn.scratch = scratch;
         conn.victim = self.victim.clone();
-        match self.find(node) {
-            Some(i) => {
-                self.list[i] = conn;
-                Ok((i, true))
-            }
-            None => {
-                self.list.push(conn);
-                Ok((self.list.len() - 1, true))
-            }
-        }
-    }
-
-    /// Index of the session's scratch connection to `node`, opening one if needed.
-    pub async fn scratch(&mut self, node: NodeId, addr: &NodeAddr, pools: &Pools, opener: &Opener) -> Result<(usize, bool), CoordError> {
-        if let Some(i) = self.list.iter().position(|c| c.node == node && c.scratch && !c.dead) {
-            return Ok((i, false));
-        }
-        let mut conn = NodeConn::new(node, checkout(addr, pools, opener).await?);
-        conn.scratch = true;
-        conn.victim = self.victim.clone();
-        match self.list.iter().position(|c| c.node == node && c.scratch) {
+        match slot {
             Some(i) => {
                 self.list[i] = conn;
                 Ok((i, true))
