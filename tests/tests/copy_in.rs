@@ -87,3 +87,67 @@ fn copy_from_stdin_splits_rows_by_shard() {
     let (success, _, err) = psql(&port, &["-c", &format!("\\copy cp FROM '{}' WITH (FORMAT binary)", rows.display())], None);
     assert!(!success && err.contains("FORMAT binary"), "{err}");
 }
+
+/// COPY FROM STDIN into a distributed table in the extended protocol (tokio-postgres'
+/// `copy_in`, what drivers and loaders use): rows land in their shards, a bad row fails the
+/// whole COPY, and the session goes on with exactly one ReadyForQuery per request.
+#[test]
+fn copy_in_through_the_extended_protocol() {
+    use futures::SinkExt;
+
+    let cluster = TestCluster::start(2).unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let c = pgshard_tests::connect(&cluster.dsn("postgres")).await.unwrap();
+        c.batch_execute("CREATE TABLE ex (id int PRIMARY KEY, v text)").await.unwrap();
+        c.batch_execute("SELECT create_distributed_table('ex', 'id', shard_count => 6)").await.unwrap();
+        let sink = c.copy_in("COPY ex FROM STDIN").await.unwrap();
+        futures::pin_mut!(sink);
+        for chunk in 0..10 {
+            let rows: String = (chunk * 100 + 1..=(chunk + 1) * 100).map(|i| format!("{i}\tv{i}\n")).collect();
+            sink.send(bytes::Bytes::from(rows)).await.unwrap();
+        }
+        assert_eq!(sink.finish().await.unwrap(), 1000);
+        let one = |sql: &'static str| {
+            let c = &c;
+            async move {
+                let msgs = c.simple_query(sql).await.unwrap();
+                msgs.iter()
+                    .find_map(|m| match m {
+                        tokio_postgres::SimpleQueryMessage::Row(r) => {
+                            Some((0..r.len()).map(|i| r.get(i).unwrap_or("")).collect::<Vec<_>>().join("|"))
+                        }
+                        _ => None,
+                    })
+                    .unwrap()
+            }
+        };
+        assert_eq!(one("SELECT count(*), sum(id) FROM ex").await, "1000|500500");
+        assert_eq!(one("SELECT verify_placement('ex')").await, "1000|0");
+        // Prepared: the statement planned once, copied into twice.
+        let stmt = c.prepare("COPY ex (v, id) FROM STDIN").await.unwrap();
+        for base in [2000, 3000] {
+            let sink = c.copy_in(&stmt).await.unwrap();
+            futures::pin_mut!(sink);
+            sink.send(bytes::Bytes::from(format!("a\t{}\nb\t{}\n", base + 1, base + 2))).await.unwrap();
+            assert_eq!(sink.finish().await.unwrap(), 2);
+        }
+        // A bad row fails everything the COPY sent, on every node.
+        let sink = c.copy_in("COPY ex FROM STDIN").await.unwrap();
+        futures::pin_mut!(sink);
+        sink.send(bytes::Bytes::from_static(b"5001\tok\n5002\tok\nnot a number\tbad\n")).await.unwrap();
+        let err = sink.finish().await.unwrap_err();
+        assert_eq!(err.code().map(|c| c.code()), Some("22P02"), "{err:?}");
+        assert_eq!(one("SELECT count(*) FROM ex").await, "1004");
+        // Inside a block the COPY joins the transaction.
+        c.batch_execute("BEGIN").await.unwrap();
+        let sink = c.copy_in("COPY ex FROM STDIN").await.unwrap();
+        futures::pin_mut!(sink);
+        sink.send(bytes::Bytes::from_static(b"7001\tx\n7002\ty\n7003\tz\n")).await.unwrap();
+        assert_eq!(sink.finish().await.unwrap(), 3);
+        c.batch_execute("ROLLBACK").await.unwrap();
+        assert_eq!(one("SELECT count(*) FROM ex").await, "1004");
+        let n: i32 = c.query_one("SELECT id FROM ex WHERE id = $1", &[&2002i32]).await.unwrap().get(0);
+        assert_eq!(n, 2002);
+    });
+}

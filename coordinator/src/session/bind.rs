@@ -26,12 +26,6 @@ impl Session {
             Decision::Refuse(why) => return Err(CoordError::Unsupported(why)),
             Decision::Plan(catalog, plan) => match *plan {
                 Plan::Shards(sp) => StmtKind::Shard(catalog, Arc::new(sp)),
-                Plan::CopyIn(_) => {
-                    return Err(CoordError::Unsupported(
-                        "COPY into a distributed table in the extended query protocol (send it as a simple query)"
-                            .into(),
-                    ));
-                }
                 other => StmtKind::Planned(Arc::new(other)),
             },
         })

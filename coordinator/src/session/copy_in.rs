@@ -1,4 +1,4 @@
-//! `COPY <distributed table> FROM STDIN` in the simple protocol: the coordinator answers the
+//! `COPY <distributed table> FROM STDIN`, in the simple or the extended protocol: the coordinator answers the
 //! client's COPY itself, splits the incoming lines by the shard their distribution value hashes
 //! to (bounded buffers per shard), and writes each full buffer with one `COPY` into that shard on
 //! its node. Every node involved joins the client's block, or an implicit one committed
@@ -50,6 +50,11 @@ impl Session {
         }))
         .await?;
         self.client.flush().await.map_err(|_| Interrupted::ClientGone)?;
+        if self.extended {
+            // The client pipelined a Sync after its Execute; in COPY mode it does not count, and
+            // the Sync it sends after CopyDone ends the request.
+            self.copy_swallows_sync();
+        }
         let mut router = ShardRouter::new(shards, g.dist_type, plan.dist_index).with_format(line_format(&plan.format));
         let mut rows = 0u64;
         let mut failure: Option<Bytes> = None;

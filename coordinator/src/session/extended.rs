@@ -76,6 +76,9 @@ pub struct Statements {
     unsynced: Vec<usize>,
     /// An error ended the request: skip to the next Sync.
     skipping: bool,
+    /// A COPY FROM STDIN ran here: the Sync that ended its request is not the one the client
+    /// waits an answer to.
+    copy_swallowed_sync: bool,
 }
 
 /// What to do with one client message.
@@ -208,6 +211,11 @@ impl Session {
 
     /// Ends the request at the client's Sync.
     async fn sync(&mut self, mut seg: Segment, failed_here: bool) -> Result<(), Interrupted> {
+        if std::mem::take(&mut self.statements.copy_swallowed_sync) {
+            self.close_segment(&mut seg).await?;
+            self.statements.skipping = false;
+            return Ok(());
+        }
         let unsynced = std::mem::take(&mut self.statements.unsynced);
         let errored = self.statements.skipping;
         self.statements.skipping = false;
@@ -295,6 +303,11 @@ impl Session {
         if !self.statements.unsynced.contains(&i) {
             self.statements.unsynced.push(i);
         }
+    }
+
+    /// A COPY FROM STDIN the coordinator runs started in the extended protocol.
+    pub(super) fn copy_swallows_sync(&mut self) {
+        self.statements.copy_swallowed_sync = true;
     }
 
     /// An error ended the request: the rest of it is skipped up to Sync.

@@ -226,7 +226,9 @@ impl Session {
         if let Some(bound) = &p.bound {
             return self.run_bound(bound).await;
         }
-        if p.binary_results {
+        // Statements without result rows (COPY FROM, DDL) take any result format.
+        let rowless = matches!(p.planned.as_deref(), Some(Plan::CopyIn(_) | Plan::Ddl(_)));
+        if p.binary_results && !rowless {
             let e = CoordError::Unsupported("binary results of a statement that reaches several shards or that pgshard runs itself".into());
             return self.answer_error(&e).await;
         }
