@@ -37,6 +37,8 @@ pub struct Shared {
     pub backends: crate::dtx::deadlock::Backends,
     /// The primary lease as this coordinator sees it.
     pub lease: crate::lease::Lease,
+    /// Plans of simple-protocol query shapes (the fast path).
+    pub(crate) shapes: crate::session::shape::ShapeCache,
 }
 
 /// Column names of the managed tables, by (schema, name), for one catalog version.
@@ -135,6 +137,7 @@ impl Coordinator {
             ),
             backends: crate::dtx::deadlock::Backends::default(),
             lease,
+            shapes: crate::session::shape::ShapeCache::default(),
             config,
         });
         Ok(Self { listener, shared })

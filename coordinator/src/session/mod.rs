@@ -44,6 +44,7 @@ mod msg;
 mod plan;
 mod relay;
 mod route;
+pub(crate) mod shape;
 mod simple;
 mod sortmerge;
 mod txn;

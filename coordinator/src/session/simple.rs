@@ -5,9 +5,16 @@
 use bytes::Bytes;
 use tokio_postgres::error::SqlState;
 
+use std::sync::Arc;
+
+use pgshard_catalog::CatalogSnapshot;
+use pgshard_planner::{Plan, ShardPlan};
+
+use super::plan::{self, ParamValue};
 use super::relay::{Interrupted, Owed, Unit};
+use super::shape::{self, Fast, Literal};
 use super::route::Decision;
-use super::txn::{TxnState, Writes};
+use super::txn::{self, TxnState, Writes};
 use super::{Session, msg};
 use crate::error::CoordError;
 
@@ -46,7 +53,17 @@ impl Session {
         if crate::guc::may_define_custom_variable(sql.as_bytes()) {
             self.custom_variable = true;
         }
-        let decision = match self.decide(sql).await {
+        let decision = match self.fast_decision(sql).await {
+            Some(FastDecision::Home) => Ok(Decision::Home),
+            Some(FastDecision::Shard(catalog, sp, literals)) => {
+                if self.run_fast_shard(&catalog, &sp, &literals).await? {
+                    return Ok(());
+                }
+                self.decide(sql).await
+            }
+            None => self.decide(sql).await,
+        };
+        let decision = match decision {
             Ok(d) => d,
             Err(e) => return self.refuse(e).await,
         };
@@ -130,6 +147,72 @@ impl Session {
     /// error.
     pub(super) async fn refuse(&mut self, err: CoordError) -> Result<(), Interrupted> {
         self.answer_error(&err).await
+    }
+}
+
+/// What the shape cache says of a query.
+enum FastDecision {
+    /// Run as written on home.
+    Home,
+    /// Route by the literals.
+    Shard(Arc<CatalogSnapshot>, Arc<ShardPlan>, Vec<Literal>),
+}
+
+impl Session {
+    /// The fast path's decision for a simple-protocol query, planning its shape on first sight;
+    /// `None` sends it down the full path.
+    async fn fast_decision(&mut self, sql: &str) -> Option<FastDecision> {
+        if txn::classify(sql).is_some() || crate::guc::schema_change(sql).is_some() {
+            return None;
+        }
+        let shape = shape::shape_of(sql)?;
+        let catalog = self.catalog();
+        let version = catalog.version();
+        let fast = match self.shared.shapes.get(version, &shape.key) {
+            Some(f) => f,
+            None => {
+                let f = match self.decide(&shape.key).await {
+                    Ok(Decision::Home) => Fast::Home,
+                    Ok(Decision::Plan(c, plan)) if c.version() == version => match *plan {
+                        Plan::Shards(sp) => Fast::Shard(Arc::new(sp)),
+                        _ => Fast::Slow,
+                    },
+                    _ => Fast::Slow,
+                };
+                self.shared.shapes.put(version, shape.key.clone(), f.clone());
+                f
+            }
+        };
+        match fast {
+            Fast::Home => Some(FastDecision::Home),
+            Fast::Shard(sp) => Some(FastDecision::Shard(catalog, sp, shape.literals)),
+            Fast::Slow => None,
+        }
+    }
+
+    /// Runs a shape planned over distributed tables when its literals pick one shard: the
+    /// shard gets the query as written. Returns whether it ran (else the full path takes it).
+    async fn run_fast_shard(&mut self, catalog: &Arc<CatalogSnapshot>, sp: &ShardPlan, literals: &[Literal]) -> Result<bool, Interrupted> {
+        let params: Vec<ParamValue<'_>> =
+            literals.iter().map(|l| ParamValue { value: Some(l.value.as_bytes()), binary: false }).collect();
+        let Ok(routed) = plan::route(sp, catalog, &params) else { return Ok(false) };
+        let [shard] = routed.shards.as_slice() else { return Ok(false) };
+        let Some(sql) = shape::unshape(&sp.single.render(Some(&shard.schema_name())), literals) else { return Ok(false) };
+        if self.block_failed() {
+            self.answer_error(&aborted_block()).await?;
+            return Ok(true);
+        }
+        let i = match self.conn_to(catalog, shard.node).await {
+            Ok(i) => i,
+            Err(e) => {
+                self.refuse(e).await?;
+                return Ok(true);
+            }
+        };
+        let writes = if sp.kind == pgshard_planner::StmtKind::Select { Writes::Unknown } else { Writes::Yes };
+        let frame = msg::build(|o| msg::query(&sql, o));
+        self.send_query(i, &frame, writes).await?;
+        Ok(true)
     }
 }
 
