@@ -158,12 +158,33 @@ impl Session {
         }
         let n = catalog.node(node).ok_or(pgshard_catalog::CatalogError::UndefinedNode(node))?;
         if let Some(dead) = self.conns.find(node) {
-            self.shared.backends.unregister(node, self.conns.peek(dead).pooled.conn.backend_pid);
+            self.forget_backend(dead);
         }
         let (i, _) = self.conns.open(node, &NodeAddr::of(n), &self.shared.pools, &self.opener).await?;
-        self.shared.backends.register(node, self.conns.peek(i).pooled.conn.backend_pid, &self.conns.victim);
+        self.note_backend(i);
         self.setup_conn(i).await?;
         Ok(i)
+    }
+
+    /// Registers connection `i`'s backend for deadlock detection and cancel requests.
+    fn note_backend(&mut self, i: usize) {
+        let c = self.conns.peek(i);
+        self.shared.backends.register(c.node, c.pooled.conn.backend_pid, &self.conns.victim);
+        let target = crate::cancel::CancelTarget {
+            addr: c.pooled.key().addr().to_owned(),
+            pid: c.pooled.conn.backend_pid,
+            secret: c.pooled.conn.backend_secret,
+        };
+        self.cancel_targets.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(target);
+    }
+
+    /// Forgets connection `i`'s backend (it is being replaced or given back).
+    pub(super) fn forget_backend(&mut self, i: usize) {
+        let c = self.conns.peek(i);
+        let pid = c.pooled.conn.backend_pid;
+        self.shared.backends.unregister(c.node, pid);
+        let addr = c.pooled.key().addr();
+        self.cancel_targets.lock().unwrap_or_else(std::sync::PoisonError::into_inner).retain(|t| !(t.pid == pid && t.addr == addr));
     }
 
     /// A scratch connection to `node`, outside the client's transaction.
@@ -174,11 +195,11 @@ impl Session {
             c.node == node && c.scratch && c.dead
         });
         if let Some(j) = dead {
-            self.shared.backends.unregister(node, self.conns.peek(j).pooled.conn.backend_pid);
+            self.forget_backend(j);
         }
         let (i, fresh) = self.conns.scratch(node, &NodeAddr::of(n), &self.shared.pools, &self.opener).await?;
         if fresh {
-            self.shared.backends.register(node, self.conns.peek(i).pooled.conn.backend_pid, &self.conns.victim);
+            self.note_backend(i);
             self.setup_conn(i).await?;
         }
         Ok(i)

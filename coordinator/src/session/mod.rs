@@ -81,7 +81,7 @@ pub async fn serve(mut stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>,
         pid: pooled.conn.backend_pid,
         secret: pooled.conn.backend_secret,
     };
-    let (pid, secret) = shared.cancels.register(target);
+    let (pid, secret, cancel_targets) = shared.cancels.register(target);
     tracing::debug!(%peer, %user, pid, "session started");
     let home_node = match shared.catalog().default_node() {
         Ok(n) => n.id,
@@ -103,6 +103,7 @@ pub async fn serve(mut stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>,
         settings: Vec::new(),
         last_query_failed: false,
         extended: false,
+        cancel_targets,
     };
     session.shared.backends.register(home_node, session.conns.peek(0).pooled.conn.backend_pid, &session.conns.victim);
     let reason = session.run(pid, secret, shutdown).await;
@@ -200,6 +201,8 @@ pub(crate) struct Session {
     /// A local portal is executing: answers take the extended protocol's form (no
     /// RowDescription, no ReadyForQuery; an error skips to Sync).
     extended: bool,
+    /// The session's backends a client's CancelRequest reaches.
+    cancel_targets: crate::cancel::CancelTargets,
 }
 
 impl Session {
