@@ -7,6 +7,7 @@
 //! `backend` (data-node connections and pools), `cancel` (cancel keys), [`dtx`] (distributed transactions), [`pg`] (local
 //! PostgreSQL processes), [`up`] (the embedded cluster).
 
+pub mod bench;
 pub mod config;
 pub mod distribute;
 pub mod dtx;

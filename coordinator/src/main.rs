@@ -23,6 +23,13 @@ enum Command {
     Up(UpArgs),
     /// Run the coordinator against PostgreSQL servers that already run.
     Serve(ServeArgs),
+    /// Compare pgshard with plain PostgreSQL on this machine (see the README's Benchmarks).
+    Bench(pgshard::bench::BenchArgs),
+    /// TPC-C style benchmark: load, run, check (against pgshard or a plain PostgreSQL).
+    Tpcc {
+        #[command(subcommand)]
+        command: pgshard_tpcc::TpccCommand,
+    },
 }
 
 #[derive(Args)]
@@ -106,6 +113,8 @@ fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Command::Up(a) => run_up(UpOptions { data_nodes: a.data_nodes, port: a.port, dir: a.dir, fast: false, coordinators: a.coordinators }),
         Command::Serve(a) => serve(a),
+        Command::Bench(a) => pgshard::bench::main(a),
+        Command::Tpcc { command } => pgshard_tpcc::main(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

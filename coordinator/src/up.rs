@@ -141,7 +141,7 @@ fn lock_dir(dir: &Path) -> anyhow::Result<std::fs::File> {
 }
 
 /// Settings of every data node.
-const NODE_SETTINGS: [(&str, &str); 2] = [
+pub const NODE_SETTINGS: [(&str, &str); 2] = [
     ("max_connections", "200"),
     // Two-phase commit needs prepared-transaction slots on every data node.
     ("max_prepared_transactions", "200"),

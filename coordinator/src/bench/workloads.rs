@@ -1,0 +1,127 @@
+//! The throughput workloads: pgbench `-S` (simple and prepared), pgbench TPC-B with distributed
+//! tables, and `pgshard tpcc`, each on plain PostgreSQL and through pgshard, alternating.
+
+use std::process::Command;
+
+use anyhow::Context;
+use tokio_postgres::NoTls;
+
+use super::{BenchArgs, BenchCluster, Row};
+
+/// One pgbench workload.
+struct Bench {
+    name: &'static str,
+    args: &'static [&'static str],
+    /// Statements per transaction, for CPU per statement.
+    statements: f64,
+    goal: f64,
+}
+
+const PGBENCH: [Bench; 3] = [
+    Bench { name: "pgbench -S, simple protocol", args: &["-S", "-M", "simple"], statements: 1.0, goal: 0.80 },
+    Bench { name: "pgbench -S, -M prepared", args: &["-S", "-M", "prepared"], statements: 1.0, goal: 0.60 },
+    // BEGIN, 3 UPDATEs, SELECT, INSERT, END.
+    Bench { name: "pgbench TPC-B, -M prepared, distributed", args: &["-b", "tpcb-like", "-M", "prepared"], statements: 7.0, goal: 0.50 },
+];
+
+/// Runs every workload; one row each.
+pub async fn run_all(cluster: &BenchCluster, args: &BenchArgs) -> anyhow::Result<Vec<Row>> {
+    init_pgbench(cluster, args).await?;
+    let mut rows: Vec<Row> = PGBENCH
+        .iter()
+        .map(|b| Row { workload: b.name.into(), plain: Vec::new(), pgshard: Vec::new(), cpu_us: Vec::new(), goal: Some(b.goal) })
+        .collect();
+    for round in 0..args.rounds {
+        for (b, row) in PGBENCH.iter().zip(rows.iter_mut()) {
+            // Alternate which side goes first, so warm caches favour neither.
+            let sides = if round % 2 == 0 { [false, true] } else { [true, false] };
+            for pgshard in sides {
+                let port = if pgshard { cluster.pgshard_port } else { cluster.plain_port };
+                let cpu_before = cluster.coordinator_cpu_us()?;
+                let (tps, txns) = pgbench(cluster, port, b.args, args)?;
+                let cpu = cluster.coordinator_cpu_us()? - cpu_before;
+                println!("round {} {:<45} {:>8}: {tps:>10.1} tps", round + 1, b.name, if pgshard { "pgshard" } else { "plain" });
+                if pgshard {
+                    row.pgshard.push(tps);
+                    row.cpu_us.push(cpu / (txns * b.statements).max(1.0));
+                } else {
+                    row.plain.push(tps);
+                }
+            }
+        }
+    }
+    if args.warehouses > 0 {
+        rows.push(super::checks::tpcc(cluster, args).await?);
+    }
+    Ok(rows)
+}
+
+/// `pgbench -i` on both sides; through pgshard accounts and history are distributed by aid
+/// (colocated) and branches and tellers become reference tables.
+async fn init_pgbench(cluster: &BenchCluster, args: &BenchArgs) -> anyhow::Result<()> {
+    for port in [cluster.plain_port, cluster.pgshard_port] {
+        let scale = args.scale.to_string();
+        let out = Command::new(cluster.tool("pgbench"))
+            .args(["-i", "-q", "-s", &scale, "-h", "127.0.0.1", "-p", &port.to_string(), "-U", "postgres", "postgres"])
+            .output()?;
+        anyhow::ensure!(out.status.success(), "pgbench -i failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let client = connect(cluster.pgshard_port).await?;
+    for sql in [
+        "SELECT create_distributed_table('pgbench_accounts', 'aid')",
+        "SELECT create_distributed_table('pgbench_history', 'aid', colocate_with => 'pgbench_accounts')",
+        "SELECT create_reference_table('pgbench_branches')",
+        "SELECT create_reference_table('pgbench_tellers')",
+    ] {
+        client.batch_execute(sql).await.with_context(|| sql.to_owned())?;
+    }
+    Ok(())
+}
+
+/// Runs pgbench; its tps and the transactions it processed.
+fn pgbench(cluster: &BenchCluster, port: u16, script: &[&str], args: &BenchArgs) -> anyhow::Result<(f64, f64)> {
+    let (clients, duration) = (args.clients.to_string(), args.duration.to_string());
+    let jobs = std::thread::available_parallelism().map_or(2, |n| n.get()).min(args.clients).to_string();
+    let out = Command::new(cluster.tool("pgbench"))
+        .args(["-n", "-c", &clients, "-j", &jobs, "-T", &duration, "-h", "127.0.0.1", "-p", &port.to_string(), "-U", "postgres"])
+        .args(script)
+        .arg("postgres")
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    anyhow::ensure!(out.status.success(), "pgbench {script:?} failed:\n{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    let field = |prefix: &str| -> Option<f64> {
+        text.lines().find_map(|l| l.strip_prefix(prefix)).and_then(|r| r.split_whitespace().next()).and_then(|v| v.parse().ok())
+    };
+    let failed = field("number of failed transactions: ").unwrap_or(0.0);
+    anyhow::ensure!(failed == 0.0, "pgbench {script:?}: {failed} failed transactions\n{text}");
+    Ok((
+        field("tps = ").context("no tps in pgbench's output")?,
+        field("number of transactions actually processed: ").context("no transaction count")?,
+    ))
+}
+
+/// A connection to `port` as postgres.
+pub async fn connect(port: u16) -> anyhow::Result<tokio_postgres::Client> {
+    let dsn = format!("host=127.0.0.1 port={port} user=postgres dbname=postgres");
+    let (client, conn) = tokio_postgres::connect(&dsn, NoTls).await?;
+    tokio::spawn(conn);
+    Ok(client)
+}
+
+/// The report table, Markdown.
+pub fn table(rows: &[Row]) -> String {
+    let fmt = |v: &[f64]| v.iter().map(|x| format!("{x:.0}")).collect::<Vec<_>>().join(" / ");
+    let mut out = String::from(
+        "| workload | plain (per round) | pgshard (per round) | pgshard / plain | goal | coordinator CPU µs per statement |\n|---|---|---|---|---|---|\n",
+    );
+    for r in rows {
+        let cpu = if r.cpu_us.is_empty() { "–".to_owned() } else { r.cpu_us.iter().map(|x| format!("{x:.1}")).collect::<Vec<_>>().join(" / ") };
+        let goal = r.goal.map_or("–".to_owned(), |g| {
+            let met = if r.ratio() >= g { "met" } else { "not met" };
+            format!("≥ {g:.2} ({met})")
+        });
+        out.push_str(&format!("| {} | {} | {} | {:.2} | {goal} | {cpu} |\n", r.workload, fmt(&r.plain), fmt(&r.pgshard), r.ratio()));
+    }
+    out.push_str("\nThroughput in transactions per second (TPC-C: NOPM). Coordinator CPU goal: ≤ 15 µs per routed statement.\n");
+    out
+}
