@@ -331,7 +331,10 @@ fn copy(stmt: &Statement, source: &CopySource, to: bool, src: &Source<'_>, rels:
                 copy_in(stmt, to, group, &column, schema.as_deref(), &name, columns, rels)
             }
             Ok(r) => match r.kind {
-                Some(RelationKind::Reference) if !to => Plan::EveryNode,
+                // Every copy would need every line: not done yet (INSERT reaches every copy).
+                Some(RelationKind::Reference) if !to => {
+                    Plan::Unsupported("COPY into a reference table (use INSERT ... VALUES)".into())
+                }
                 _ => Plan::DefaultNode,
             },
             Err(e) => Plan::Unsupported(e),

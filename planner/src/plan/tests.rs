@@ -50,7 +50,7 @@ fn reference_tables_are_read_on_the_default_node_and_written_everywhere() {
     assert_eq!(planned("TRUNCATE item, warehouse"), "every node");
     assert_eq!(planned("ALTER TABLE item ADD COLUMN x int"), "every node");
     assert_eq!(planned("CREATE INDEX ON item (i_name)"), "every node");
-    assert_eq!(planned("COPY item FROM STDIN"), "every node");
+    refused("COPY item FROM STDIN", "COPY into a reference table");
     assert_eq!(planned("COPY item TO STDOUT"), "default node");
     refused("INSERT INTO item SELECT * FROM accounts", "reads \"accounts\", which exists only on the default node");
     refused("INSERT INTO item (i_id, i_name) VALUES (1, random()::text)", "calls random()");
