@@ -115,7 +115,7 @@ async fn connections(cluster: &BenchCluster, args: &BenchArgs) -> anyhow::Result
             c.simple_query("SELECT 1").await?;
             anyhow::Ok(c)
         })
-        .buffer_unordered(64)
+        .buffer_unordered(512)
         .collect::<Vec<_>>()
         .await;
     for a in attempts {
