@@ -23,7 +23,7 @@ enum Command {
     Up(UpArgs),
     /// Run the coordinator against PostgreSQL servers that already run.
     Serve(ServeArgs),
-    /// Compare pgshard with plain PostgreSQL on this machine (see the README's Benchmarks).
+    /// Compare pgshard with plain PostgreSQL on this machine (README: TPC-C and benchmarks).
     Bench(pgshard::bench::BenchArgs),
     /// TPC-C style benchmark: load, run, check (against pgshard or a plain PostgreSQL).
     Tpcc {

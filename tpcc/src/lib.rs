@@ -49,7 +49,7 @@ pub struct LoadArgs {
     /// Connections loading in parallel.
     #[arg(long, default_value_t = 4)]
     pub jobs: usize,
-    /// Where the tables go: auto (pgshard if `pgshard.nodes` can be read), pgshard or postgres.
+    /// Where the tables go: auto (pgshard if the server answers pgshard's catalog or functions), pgshard or postgres.
     #[arg(long, value_enum, default_value_t = Target::Auto)]
     pub target: Target,
     /// Seed of the population: the same seed loads the same rows.
