@@ -72,6 +72,9 @@ pub struct CopyIn {
     pub dist_index: usize,
     /// How lines are written.
     pub format: CopyFormat,
+    /// A reference table: every line goes to every node (`group` and `dist_index` unused),
+    /// into the table under `schema` as written (unqualified when `None`).
+    pub reference: Option<Option<String>>,
 }
 
 /// The COPY formats the coordinator splits by shard.
@@ -100,7 +103,7 @@ pub enum CopyFormat {
 }
 
 impl CopyIn {
-    /// The statement that loads shard `schema`.
+    /// The statement that loads shard `schema` (a reference table: its copy on any node).
     pub fn render(&self, schema: &str) -> String {
         let quote = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
         let cols = match &self.columns {
@@ -120,7 +123,12 @@ impl CopyIn {
                 lit(null)
             ),
         };
-        format!("COPY {}.{}{cols} FROM STDIN ({options})", quote(schema), quote(&self.table))
+        let target = match &self.reference {
+            Some(Some(own)) => format!("{}.{}", quote(own), quote(&self.table)),
+            Some(None) => quote(&self.table),
+            None => format!("{}.{}", quote(schema), quote(&self.table)),
+        };
+        format!("COPY {target}{cols} FROM STDIN ({options})")
     }
 }
 
@@ -331,10 +339,17 @@ fn copy(stmt: &Statement, source: &CopySource, to: bool, src: &Source<'_>, rels:
                 copy_in(stmt, to, group, &column, schema.as_deref(), &name, columns, rels)
             }
             Ok(r) => match r.kind {
-                // Every copy would need every line: not done yet (INSERT reaches every copy).
-                Some(RelationKind::Reference) if !to => {
-                    Plan::Unsupported("COPY into a reference table (use INSERT ... VALUES)".into())
-                }
+                Some(RelationKind::Reference) if !to => match copy_options(stmt, to, "a reference table") {
+                    Ok(format) => Plan::CopyIn(CopyIn {
+                        group: 0,
+                        table: r.name.clone(),
+                        columns: (!columns.is_empty()).then(|| columns.iter().map(crate::route::fold).collect()),
+                        dist_index: 0,
+                        format,
+                        reference: Some(r.schema.clone()),
+                    }),
+                    Err(why) => Plan::Unsupported(why),
+                },
                 _ => Plan::DefaultNode,
             },
             Err(e) => Plan::Unsupported(e),
@@ -377,6 +392,23 @@ fn copy_format(options: &[sqlparser::ast::CopyOption]) -> Result<CopyFormat, Str
     }
 }
 
+/// The format of a `COPY ... FROM STDIN` into `what` the coordinator splits, or why it cannot.
+fn copy_options(stmt: &Statement, to: bool, what: &str) -> Result<CopyFormat, String> {
+    let Statement::Copy { target, options, legacy_options, .. } = stmt else {
+        return Err(format!("COPY of {what}"));
+    };
+    if to {
+        return Err(format!("COPY ... TO of {what} (use COPY (SELECT ...) TO)"));
+    }
+    if !matches!(target, sqlparser::ast::CopyTarget::Stdin) {
+        return Err(format!("COPY of {what} from a file or program (use FROM STDIN)"));
+    }
+    if !legacy_options.is_empty() {
+        return Err(format!("COPY into {what} with pre-9.0 options"));
+    }
+    copy_format(options)
+}
+
 /// COPY into a distributed table: text or CSV from STDIN.
 #[allow(clippy::too_many_arguments, reason = "the parts of one COPY statement")]
 fn copy_in(
@@ -389,19 +421,7 @@ fn copy_in(
     columns: &[sqlparser::ast::Ident],
     rels: &impl Relations,
 ) -> Plan {
-    let Statement::Copy { target, options, legacy_options, .. } = stmt else {
-        return Plan::Unsupported("COPY of a distributed table".into());
-    };
-    if to {
-        return Plan::Unsupported("COPY ... TO of a distributed table (use COPY (SELECT ...) TO)".into());
-    }
-    if !matches!(target, sqlparser::ast::CopyTarget::Stdin) {
-        return Plan::Unsupported("COPY of a distributed table from a file or program (use FROM STDIN)".into());
-    }
-    if !legacy_options.is_empty() {
-        return Plan::Unsupported("COPY into a distributed table with pre-9.0 options".into());
-    }
-    let format = match copy_format(options) {
+    let format = match copy_options(stmt, to, "a distributed table") {
         Ok(f) => f,
         Err(why) => return Plan::Unsupported(why),
     };
@@ -414,7 +434,9 @@ fn copy_in(
         },
     };
     match fields.iter().position(|c| c == dist_column) {
-        Some(dist_index) => Plan::CopyIn(CopyIn { group, table: name.to_owned(), columns: listed, dist_index, format }),
+        Some(dist_index) => {
+            Plan::CopyIn(CopyIn { group, table: name.to_owned(), columns: listed, dist_index, format, reference: None })
+        }
         None => Plan::Unsupported(format!(
             "COPY into \"{name}\" without its distribution column \"{dist_column}\""
         )),

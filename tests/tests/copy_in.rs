@@ -151,3 +151,48 @@ fn copy_in_through_the_extended_protocol() {
         assert_eq!(n, 2002);
     });
 }
+
+/// COPY FROM STDIN into a reference table: every line reaches every node's copy (simple and
+/// extended protocol), the count is the lines', and a bad line leaves no copy changed.
+#[test]
+fn copy_into_a_reference_table_reaches_every_copy() {
+    use futures::SinkExt;
+
+    let cluster = TestCluster::start(2).unwrap();
+    let port = cluster.port().to_string();
+    let dir = temp_dir().unwrap();
+    let ok = |args: &[&str]| {
+        let (success, out, err) = psql(&port, args, None);
+        assert!(success, "{args:?}: {err}");
+        out
+    };
+    ok(&["-c", "CREATE TABLE ref (id int PRIMARY KEY, name text)"]);
+    ok(&["-c", "SELECT create_reference_table('ref')"]);
+    let csv = dir.path().join("ref.csv");
+    let mut f = std::fs::File::create(&csv).unwrap();
+    writeln!(f, "id,name").unwrap();
+    for i in 1..=500 {
+        writeln!(f, "{i},\"name, {i}\"").unwrap();
+    }
+    drop(f);
+    assert_eq!(ok(&["-c", &format!("\\copy ref FROM '{}' (FORMAT csv, HEADER)", csv.display())]), "COPY 500");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let c = pgshard_tests::connect(&cluster.dsn("postgres")).await.unwrap();
+        let sink = c.copy_in("COPY ref (name, id) FROM STDIN").await.unwrap();
+        futures::pin_mut!(sink);
+        sink.send(bytes::Bytes::from_static(b"x\t501\n\\N\t502\n")).await.unwrap();
+        assert_eq!(sink.finish().await.unwrap(), 2, "counted once, not once per copy");
+        let sink = c.copy_in("COPY ref FROM STDIN").await.unwrap();
+        futures::pin_mut!(sink);
+        sink.send(bytes::Bytes::from_static(b"600\tok\n1\tduplicate\n")).await.unwrap();
+        let err = sink.finish().await.unwrap_err();
+        assert_eq!(err.code().map(|c| c.code()), Some("23505"), "{err:?}");
+    });
+    for node in 1..=3 {
+        let (success, out, err) =
+            psql(&cluster.node_port(node).to_string(), &["-c", "SELECT count(*), sum(id), count(name) FROM ref"], None);
+        assert!(success, "{err}");
+        assert_eq!(out, "502|126253|501", "the copy on node {node}");
+    }
+}

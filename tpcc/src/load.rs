@@ -5,8 +5,7 @@
 //! The work is cut into jobs (the items; per warehouse its warehouse and district rows, its
 //! stock, its customers with their history, its orders with their new orders and lines). Each
 //! job draws from random streams seeded by the load's seed and the job's table and warehouse,
-//! so a given seed gives the same database whatever `--jobs` is. Through pgshard the items,
-//! a reference table, go in with INSERT (see [`insert_items`]).
+//! so a given seed gives the same database whatever `--jobs` is.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::pin::Pin;
@@ -115,7 +114,7 @@ pub async fn load(opts: &LoadOptions) -> anyhow::Result<LoadReport> {
         queue.extend([Job::Orders(w), Job::Stock(w), Job::Customer(w), Job::Warehouse(w)]);
     }
     let bar = progress_bar(opts);
-    let counts = run_jobs(opts, target, queue, &bar).await;
+    let counts = run_jobs(opts, queue, &bar).await;
     bar.finish_and_clear();
     let counts = counts?;
 
@@ -165,7 +164,7 @@ fn progress_bar(opts: &LoadOptions) -> ProgressBar {
 }
 
 /// Runs the jobs on `opts.jobs` connections; returns the rows loaded per table.
-async fn run_jobs(opts: &LoadOptions, target: Target, queue: VecDeque<Job>, bar: &ProgressBar) -> anyhow::Result<BTreeMap<&'static str, u64>> {
+async fn run_jobs(opts: &LoadOptions, queue: VecDeque<Job>, bar: &ProgressBar) -> anyhow::Result<BTreeMap<&'static str, u64>> {
     let queue = Arc::new(Mutex::new(queue));
     let counts = RowCounts::default();
     let failed = Arc::new(AtomicBool::new(false));
@@ -174,7 +173,7 @@ async fn run_jobs(opts: &LoadOptions, target: Target, queue: VecDeque<Job>, bar:
         let (queue, counts, failed, bar) = (queue.clone(), counts.clone(), failed.clone(), bar.clone());
         let (conn, seed) = (opts.conn.clone(), opts.seed);
         workers.push(tokio::spawn(async move {
-            let result = worker(&conn, target, seed, &queue, &counts, &failed, &bar).await;
+            let result = worker(&conn, seed, &queue, &counts, &failed, &bar).await;
             if result.is_err() {
                 failed.store(true, Ordering::SeqCst);
             }
@@ -198,7 +197,6 @@ async fn run_jobs(opts: &LoadOptions, target: Target, queue: VecDeque<Job>, bar:
 /// One loading connection: takes jobs until none is left or another worker failed.
 async fn worker(
     conn: &Conn,
-    target: Target,
     seed: u64,
     queue: &Mutex<VecDeque<Job>>,
     counts: &RowCounts,
@@ -212,7 +210,7 @@ async fn worker(
         }
         let job = queue.lock().map_err(|_| anyhow::anyhow!("job queue poisoned"))?.pop_front();
         let Some(job) = job else { return Ok(()) };
-        let loaded = run_job(&client, target, seed, job, bar).await.with_context(|| format!("loading {job:?}"))?;
+        let loaded = run_job(&client, seed, job, bar).await.with_context(|| format!("loading {job:?}"))?;
         let mut counts = counts.lock().map_err(|_| anyhow::anyhow!("row counts poisoned"))?;
         for (table, rows) in loaded {
             *counts.entry(table).or_default() += rows;
@@ -221,9 +219,8 @@ async fn worker(
 }
 
 /// Copies one job's rows; returns the rows per table.
-async fn run_job(client: &Client, target: Target, seed: u64, job: Job, bar: &ProgressBar) -> anyhow::Result<Vec<(&'static str, u64)>> {
+async fn run_job(client: &Client, seed: u64, job: Job, bar: &ProgressBar) -> anyhow::Result<Vec<(&'static str, u64)>> {
     match job {
-        Job::Item if target == Target::Pgshard => Ok(vec![("item", insert_items(client, seed, bar).await?)]),
         Job::Item => {
             let mut rng = stream(seed, &[ITEM_STREAM]);
             let mut copy = CopyWriter::start(client, "item", bar).await?;
@@ -258,54 +255,6 @@ async fn run_job(client: &Client, target: Target, seed: u64, job: Job, bar: &Pro
         Job::Customer(w) => load_customers(client, seed, w, bar).await,
         Job::Orders(w) => load_orders(client, seed, w, bar).await,
     }
-}
-
-/// Rows per INSERT when `item` is loaded with INSERT.
-const INSERT_BATCH: u32 = 1_000;
-
-/// Loads `item` through pgshard, where it is a reference table: with multi-row INSERT ...
-/// VALUES in the simple protocol, since pgshard does not take COPY into a reference table
-/// (refused in the extended protocol, and a simple-protocol COPY does not complete). The rows
-/// are the ones COPY would load.
-async fn insert_items(client: &Client, seed: u64, bar: &ProgressBar) -> anyhow::Result<u64> {
-    let mut rng = stream(seed, &[ITEM_STREAM]);
-    let mut line = String::new();
-    let mut inserted = 0;
-    for first in (1..=ITEMS).step_by(INSERT_BATCH as usize) {
-        let last = (first + INSERT_BATCH - 1).min(ITEMS);
-        let mut sql = String::from("INSERT INTO item VALUES ");
-        for i_id in first..=last {
-            line.clear();
-            population::item(&mut line, &mut rng, i_id);
-            if i_id > first {
-                sql.push_str(", ");
-            }
-            push_values(&mut sql, &line);
-        }
-        client.simple_query(&sql).await.context("INSERT INTO item")?;
-        let rows = u64::from(last - first + 1);
-        bar.inc(rows);
-        inserted += rows;
-    }
-    Ok(inserted)
-}
-
-/// Appends a COPY text line as a VALUES tuple of quoted literals (`\N` as NULL).
-fn push_values(sql: &mut String, line: &str) {
-    sql.push('(');
-    for (i, field) in line.trim_end_matches('\n').split('\t').enumerate() {
-        if i > 0 {
-            sql.push_str(", ");
-        }
-        if field == "\\N" {
-            sql.push_str("NULL");
-        } else {
-            sql.push('\'');
-            sql.push_str(&field.replace('\'', "''"));
-            sql.push('\'');
-        }
-    }
-    sql.push(')');
 }
 
 /// Copies a warehouse's customers, then their history rows.
@@ -433,12 +382,5 @@ mod tests {
         assert_eq!(two[7], ("stock", 200_000));
         assert_eq!(two[8], ("item", 100_000));
         assert!(lines(&two) > lines(&one));
-    }
-
-    #[test]
-    fn items_as_values() {
-        let mut sql = String::new();
-        push_values(&mut sql, "1\tab'c\t\\N\n");
-        assert_eq!(sql, "('1', 'ab''c', NULL)");
     }
 }

@@ -193,7 +193,8 @@ impl Default for LineFormat {
 pub(crate) struct ShardRouter<'a> {
     shards: &'a [Shard],
     ty: DistType,
-    position: usize,
+    /// The distribution field; `None`: every line goes to buffer 0 (a reference table).
+    position: Option<usize>,
     format: LineFormat,
     /// CSV: where the scan for the current record's end stopped, and whether inside quotes.
     scanned: usize,
@@ -209,11 +210,21 @@ pub(crate) struct ShardRouter<'a> {
 impl<'a> ShardRouter<'a> {
     /// Routes by the value in field `position`, of type `ty`, over `shards`.
     pub fn new(shards: &'a [Shard], ty: DistType, position: usize) -> Self {
+        Self::with(shards, ty, Some(position), shards.len())
+    }
+
+    /// Splits lines without routing them: every complete line goes to buffer 0 (a reference
+    /// table, whose every copy takes every line).
+    pub fn unrouted() -> Self {
+        Self::with(&[], DistType::Text, None, 1)
+    }
+
+    fn with(shards: &'a [Shard], ty: DistType, position: Option<usize>, buffers: usize) -> Self {
         Self {
             shards,
             ty,
             position,
-            buffers: vec![BytesMut::new(); shards.len()],
+            buffers: vec![BytesMut::new(); buffers],
             buffered: 0,
             carry: BytesMut::new(),
             rows: 0,
@@ -261,12 +272,12 @@ impl<'a> ShardRouter<'a> {
     }
 
     /// The hash of the distribution value of one record (without its newline).
-    fn record_hash(&self, record: &[u8]) -> Result<Option<u64>, CoordError> {
+    fn record_hash(&self, record: &[u8], position: usize) -> Result<Option<u64>, CoordError> {
         match &self.format {
-            LineFormat::Text { delimiter, null } => text_hash(record, self.position, self.ty, *delimiter, null),
+            LineFormat::Text { delimiter, null } => text_hash(record, position, self.ty, *delimiter, null),
             LineFormat::Csv { delimiter, quote, escape, null, .. } => {
                 let record = record.strip_suffix(b"\r").unwrap_or(record);
-                let value = csv_field(record, self.position, *delimiter, *quote, *escape, null).ok_or_else(missing_data)?;
+                let value = csv_field(record, position, *delimiter, *quote, *escape, null).ok_or_else(missing_data)?;
                 hash_value(value, self.ty)
             }
         }
@@ -290,7 +301,13 @@ impl<'a> ShardRouter<'a> {
                 self.carry.clear();
                 break;
             }
-            let hash = self.record_hash(&line[..end])?.ok_or_else(|| {
+            let Some(position) = self.position else {
+                self.buffers[0].extend_from_slice(&line);
+                self.buffered += line.len();
+                self.rows += 1;
+                continue;
+            };
+            let hash = self.record_hash(&line[..end], position)?.ok_or_else(|| {
                 CoordError::sql(
                     SqlState::NOT_NULL_VIOLATION,
                     "cannot perform an INSERT with NULL in the partition column",

@@ -1,4 +1,4 @@
-//! `COPY <distributed table> FROM STDIN`, in the simple or the extended protocol: the coordinator answers the
+//! `COPY <distributed or reference table> FROM STDIN`, in the simple or the extended protocol: the coordinator answers the
 //! client's COPY itself, splits the incoming lines by the shard their distribution value hashes
 //! to (bounded buffers per shard), and writes each full buffer with one `COPY` into that shard on
 //! its node. Every node involved joins the client's block, or an implicit one committed
@@ -19,23 +19,40 @@ use crate::distribute::copy::{LineFormat, ShardRouter};
 use crate::error::CoordError;
 
 impl Session {
-    /// Serves a COPY FROM STDIN into a distributed table.
+    /// Serves a COPY FROM STDIN into a distributed table (lines split by shard) or a reference
+    /// table (every line to every node, the default node first).
     pub(super) async fn run_copy_in(&mut self, catalog: &Arc<CatalogSnapshot>, plan: &CopyIn) -> Result<(), Interrupted> {
-        let group = ColocationId(plan.group);
-        let Some(g) = catalog.group(group) else {
-            return self.refuse(CoordError::sql(SqlState::INTERNAL_ERROR, "unknown colocation group")).await;
-        };
-        let shards = catalog.shards_of(group);
         let mut nodes: Vec<(NodeId, usize)> = Vec::new();
-        for s in shards {
-            if nodes.iter().any(|(n, _)| *n == s.node) {
-                continue;
+        let (shards, router): (&[pgshard_catalog::Shard], ShardRouter<'_>) = if plan.reference.is_some() {
+            let mut all: Vec<NodeId> = catalog.nodes().iter().map(|n| n.id).collect();
+            if let Ok(first) = catalog.default_node() {
+                all.sort_by_key(|n| *n != first.id);
             }
-            match self.conn_to(catalog, s.node).await {
-                Ok(i) => nodes.push((s.node, i)),
-                Err(e) => return self.refuse(e).await,
+            for node in all {
+                match self.conn_to(catalog, node).await {
+                    Ok(i) => nodes.push((node, i)),
+                    Err(e) => return self.refuse(e).await,
+                }
             }
-        }
+            (&[], ShardRouter::unrouted())
+        } else {
+            let group = ColocationId(plan.group);
+            let Some(g) = catalog.group(group) else {
+                return self.refuse(CoordError::sql(SqlState::INTERNAL_ERROR, "unknown colocation group")).await;
+            };
+            let shards = catalog.shards_of(group);
+            for s in shards {
+                if nodes.iter().any(|(n, _)| *n == s.node) {
+                    continue;
+                }
+                match self.conn_to(catalog, s.node).await {
+                    Ok(i) => nodes.push((s.node, i)),
+                    Err(e) => return self.refuse(e).await,
+                }
+            }
+            (shards, ShardRouter::new(shards, g.dist_type, plan.dist_index))
+        };
+        let mut router = router.with_format(line_format(&plan.format));
         let implicit = self.begin_implicit();
         let conns: Vec<usize> = nodes.iter().map(|(_, i)| *i).collect();
         if let Err(e) = self.join_now(&conns, Writes::Yes).await {
@@ -55,7 +72,6 @@ impl Session {
             // the Sync it sends after CopyDone ends the request.
             self.copy_swallows_sync();
         }
-        let mut router = ShardRouter::new(shards, g.dist_type, plan.dist_index).with_format(line_format(&plan.format));
         let mut rows = 0u64;
         let mut failure: Option<Bytes> = None;
         loop {
@@ -77,7 +93,7 @@ impl Session {
                     }
                     for shard in router.ready() {
                         let data = router.take(shard);
-                        if let Some(e) = self.write_shard(plan, &shards[shard], &nodes, data, &mut rows).await? {
+                        if let Some(e) = self.deliver(plan, shards.get(shard), &nodes, data, &mut rows).await? {
                             failure = Some(e);
                             break;
                         }
@@ -91,7 +107,7 @@ impl Session {
                         Ok(left) => {
                             for shard in left {
                                 let data = router.take(shard);
-                                if let Some(e) = self.write_shard(plan, &shards[shard], &nodes, data, &mut rows).await? {
+                                if let Some(e) = self.deliver(plan, shards.get(shard), &nodes, data, &mut rows).await? {
                                     failure = Some(e);
                                     break;
                                 }
@@ -126,26 +142,42 @@ impl Session {
         }
         let result = match (failure, ended.error) {
             (Some(e), _) | (None, Some(e)) => Merged { error: Some(e), ..Merged::default() },
+            // A reference table's lines went to every node: the router counted them once.
+            (None, None) if plan.reference.is_some() => Merged { verb: Some("COPY".into()), count: router.rows, ..Merged::default() },
             (None, None) => Merged { verb: Some("COPY".into()), count: rows, ..Merged::default() },
         };
         self.finish_merged(&result)
     }
 
-    /// Writes whole lines into one shard with a COPY on its node's connection. Returns the
-    /// node's error, if it sent one.
-    async fn write_shard(
+    /// Writes whole lines into `shard`, or into every node's copy of a reference table (in
+    /// `nodes` order). Returns the first error a node sent.
+    async fn deliver(
         &mut self,
         plan: &CopyIn,
-        shard: &pgshard_catalog::Shard,
+        shard: Option<&pgshard_catalog::Shard>,
         nodes: &[(NodeId, usize)],
         data: Bytes,
         rows: &mut u64,
     ) -> Result<Option<Bytes>, Interrupted> {
+        let Some(shard) = shard else {
+            for &(_, i) in nodes {
+                if let Some(e) = self.write_copy(i, &plan.render(""), data.clone(), rows).await? {
+                    return Ok(Some(e));
+                }
+            }
+            return Ok(None);
+        };
         let Some(&(_, i)) = nodes.iter().find(|(n, _)| *n == shard.node) else {
             return Ok(Some(msg::build(|o| msg::error(&CoordError::sql(SqlState::INTERNAL_ERROR, "shard node not open"), o))));
         };
+        self.write_copy(i, &plan.render(&shard.schema_name()), data, rows).await
+    }
+
+    /// Runs `sql` (a COPY FROM STDIN) on connection `i` with `data` as its input, adding the
+    /// rows it reports to `rows`. Returns the node's error, if it sent one.
+    async fn write_copy(&mut self, i: usize, sql: &str, data: Bytes, rows: &mut u64) -> Result<Option<Bytes>, Interrupted> {
         let conn = self.conns.get(i);
-        msg::query(&plan.render(&shard.schema_name()), &mut conn.out);
+        msg::query(sql, &mut conn.out);
         self.flush_conn(i).await?;
         let mut error = None;
         loop {

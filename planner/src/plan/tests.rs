@@ -50,7 +50,8 @@ fn reference_tables_are_read_on_the_default_node_and_written_everywhere() {
     assert_eq!(planned("TRUNCATE item, warehouse"), "every node");
     assert_eq!(planned("ALTER TABLE item ADD COLUMN x int"), "every node");
     assert_eq!(planned("CREATE INDEX ON item (i_name)"), "every node");
-    refused("COPY item FROM STDIN", "COPY into a reference table");
+    assert_eq!(planned("COPY item FROM STDIN"), "copy in group 0 field 0: COPY \"item\" FROM STDIN (FORMAT text, DELIMITER '\t', NULL '\\N')");
+    refused("COPY item FROM '/tmp/x'", "COPY of a reference table from a file or program");
     assert_eq!(planned("COPY item TO STDOUT"), "default node");
     refused("INSERT INTO item SELECT * FROM accounts", "reads \"accounts\", which exists only on the default node");
     refused("INSERT INTO item (i_id, i_name) VALUES (1, random()::text)", "calls random()");
