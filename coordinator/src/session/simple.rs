@@ -177,6 +177,8 @@ impl Session {
                         Plan::Shards(sp) => Fast::Shard(Arc::new(sp)),
                         _ => Fast::Slow,
                     },
+                    // A failure to plan may be passing (a node down): not kept.
+                    Err(_) => return None,
                     _ => Fast::Slow,
                 };
                 self.shared.shapes.put(version, shape.key.clone(), f.clone());
