@@ -150,11 +150,17 @@ pub async fn keep(shared: Arc<Shared>) {
         };
         let lease = &shared.lease;
         let auto = shared.config.primary.auto_takeover;
-        if lease.is_primary() || auto {
+        let was_primary = lease.is_primary();
+        if was_primary || auto {
             match lease.take(s.client(), false).await {
-                Ok((true, _)) => renewed = Instant::now(),
+                Ok((true, _)) => {
+                    if !was_primary {
+                        tracing::warn!("took the expired primary lease: now the primary");
+                    }
+                    renewed = Instant::now();
+                }
                 Ok((false, _)) => {
-                    if lease.primary.swap(false, Ordering::SeqCst) {
+                    if was_primary {
                         tracing::warn!("another coordinator took the lease: now a follower");
                     }
                 }
