@@ -18,7 +18,8 @@ pub mod recover;
 /// Why a decision could not be recorded.
 #[derive(Debug)]
 pub enum DecisionError {
-    /// The metadata store refused it: nothing was recorded, the transaction aborts.
+    /// The metadata store refused it, or could not be reached before anything was sent:
+    /// nothing was recorded, the transaction aborts.
     Refused(CoordError),
     /// The connection failed or timed out while the insert was in flight: it may or may not
     /// have committed. Recovery finds out.
@@ -65,7 +66,8 @@ impl Dtx {
 
     /// Records the commit decision for `gid`; its commit is the transaction's commit point.
     pub async fn record(&self, gid: &Gid) -> Result<(), DecisionError> {
-        let (client, insert) = self.log.connection().await.map_err(|e| DecisionError::Unknown(e.to_string()))?;
+        // Without a connection nothing was sent: the transaction aborts.
+        let (client, insert) = self.log.connection().await.map_err(DecisionError::Refused)?;
         let key = gid.to_string();
         match tokio::time::timeout(self.log.timeout, client.execute(&insert, &[&key, &self.name])).await {
             Ok(Ok(_)) => Ok(()),
