@@ -220,5 +220,21 @@ fn extended_protocol_over_several_shards_answers_as_postgres() {
         // Sorted over several shards with a binary parameter: refused (0A000), not misread.
         assert_eq!(answers[0].1, Ok(6));
         assert_eq!(answers[1].1, Err(Some(tokio_postgres::error::SqlState::FEATURE_NOT_SUPPORTED)));
+
+        // pgshard's functions answer in binary when the driver asks for it.
+        let client = pgshard_tests::connect(&cluster.dsn("postgres")).await.unwrap();
+        let row = client.query_one("SELECT verify_placement('t')", &[]).await.unwrap();
+        let (checked, misplaced): (i64, i64) = (row.get("rows_checked"), row.get("rows_misplaced"));
+        let count = client.simple_query("SELECT count(*) FROM t").await.unwrap();
+        let count: i64 = count
+            .iter()
+            .find_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(|v| v.parse().unwrap()),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!((checked, misplaced), (count, 0));
+        let rows = client.query("SELECT recover_prepared_transactions()", &[]).await.unwrap();
+        assert!(rows.is_empty(), "nothing was left prepared");
     });
 }

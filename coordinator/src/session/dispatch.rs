@@ -16,6 +16,16 @@ use crate::distribute::{self, Admin, ConcurrentIndex};
 use crate::error::CoordError;
 use crate::server::ColumnCache;
 
+/// A function's result value in the client's result format: text as written; binary as
+/// PostgreSQL sends it (int8 big-endian, text its bytes, void nothing).
+fn cell(ty: u32, text: &str, binary: bool) -> Vec<u8> {
+    match (binary, ty) {
+        (true, INT8) => text.parse::<i64>().unwrap_or_default().to_be_bytes().to_vec(),
+        (true, VOID) => Vec::new(),
+        _ => text.as_bytes().to_vec(),
+    }
+}
+
 /// The columns `recover_prepared_transactions()` answers with.
 pub(super) const RECOVERY_COLUMNS: [(&str, u32); 4] = [("node", 25), ("database", 25), ("gid", 25), ("outcome", 25)];
 
@@ -137,12 +147,13 @@ impl Session {
             }
             other => return Err(CoordError::Unsupported(format!("the function {other}()"))),
         };
-        let extended = self.extended;
+        let (extended, binary) = (self.extended, self.binary_results);
         let out = self.client.out();
         if !extended {
             msg::row_description(&cells.iter().map(|(n, t, _)| (*n, *t)).collect::<Vec<_>>(), out);
         }
-        msg::data_row(&cells.iter().map(|(_, _, v)| Some(v.as_bytes())).collect::<Vec<_>>(), out);
+        let values: Vec<Vec<u8>> = cells.iter().map(|(_, t, v)| cell(*t, v, binary)).collect();
+        msg::data_row(&values.iter().map(|v| Some(v.as_slice())).collect::<Vec<_>>(), out);
         msg::command_complete("SELECT 1", out);
         Ok(())
     }
@@ -172,12 +183,13 @@ impl Session {
         let (_, before) = self.shared.lease.take(&client, true).await?;
         tracing::warn!(previous = before.as_deref().unwrap_or("none"), "took the primary lease on request");
         let cells: Vec<Cell> = vec![("previous_primary", TEXT, before.unwrap_or_default())];
-        let extended = self.extended;
+        let (extended, binary) = (self.extended, self.binary_results);
         let out = self.client.out();
         if !extended {
             msg::row_description(&[("previous_primary", TEXT)], out);
         }
-        msg::data_row(&cells.iter().map(|(_, _, v)| Some(v.as_bytes())).collect::<Vec<_>>(), out);
+        let values: Vec<Vec<u8>> = cells.iter().map(|(_, t, v)| cell(*t, v, binary)).collect();
+        msg::data_row(&values.iter().map(|v| Some(v.as_slice())).collect::<Vec<_>>(), out);
         msg::command_complete("SELECT 1", out);
         Ok(())
     }

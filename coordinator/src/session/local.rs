@@ -218,6 +218,7 @@ impl Session {
         self.extended = true;
         let done = self.run_local_inner(p).await;
         self.extended = false;
+        self.binary_results = false;
         done?;
         Ok(self.skipping())
     }
@@ -226,9 +227,11 @@ impl Session {
         if let Some(bound) = &p.bound {
             return self.run_bound(bound).await;
         }
-        // Statements without result rows (COPY FROM, DDL) take any result format.
-        let rowless = matches!(p.planned.as_deref(), Some(Plan::CopyIn(_) | Plan::Ddl(_)));
-        if p.binary_results && !rowless {
+        // Statements without result rows (COPY FROM, DDL) take any result format; pgshard's
+        // functions answer in binary when asked.
+        let any_format = matches!(p.planned.as_deref(), Some(Plan::CopyIn(_) | Plan::Ddl(_) | Plan::Function(_)));
+        self.binary_results = p.binary_results;
+        if p.binary_results && !any_format {
             let e = CoordError::Unsupported("binary results of a statement that reaches several shards or that pgshard runs itself".into());
             return self.answer_error(&e).await;
         }

@@ -104,6 +104,7 @@ pub async fn serve(mut stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>,
         last_query_failed: false,
         extended: false,
         cancel_targets,
+        binary_results: false,
     };
     session.shared.backends.register(home_node, session.conns.peek(0).pooled.conn.backend_pid, &session.conns.victim);
     let reason = session.run(pid, secret, shutdown).await;
@@ -203,6 +204,8 @@ pub(crate) struct Session {
     extended: bool,
     /// The session's backends a client's CancelRequest reaches.
     cancel_targets: crate::cancel::CancelTargets,
+    /// The local portal running asked for binary results (functions answer in binary then).
+    binary_results: bool,
 }
 
 impl Session {
