@@ -19,16 +19,19 @@ fn psql(port: &str, args: &[&str], stdin: Option<&std::path::Path>) -> (bool, St
     )
 }
 
+/// psql's output; a failure fails the test.
+fn psql_ok(port: &str, args: &[&str]) -> String {
+    let (success, out, err) = psql(port, args, None);
+    assert!(success, "{args:?}: {err}");
+    out
+}
+
 #[test]
 fn copy_from_stdin_splits_rows_by_shard() {
     let cluster = TestCluster::start(2).unwrap();
     let port = cluster.port().to_string();
     let dir = temp_dir().unwrap();
-    let ok = |args: &[&str]| {
-        let (success, out, err) = psql(&port, args, None);
-        assert!(success, "{args:?}: {err}");
-        out
-    };
+    let ok = |args: &[&str]| psql_ok(&port, args);
     ok(&["-c", "CREATE TABLE cp (id int PRIMARY KEY, v text, n int)"]);
     ok(&["-c", "INSERT INTO cp VALUES (0, 'before', 0)"]);
     ok(&["-c", "SELECT create_distributed_table('cp', 'id')"]);
@@ -161,11 +164,7 @@ fn copy_into_a_reference_table_reaches_every_copy() {
     let cluster = TestCluster::start(2).unwrap();
     let port = cluster.port().to_string();
     let dir = temp_dir().unwrap();
-    let ok = |args: &[&str]| {
-        let (success, out, err) = psql(&port, args, None);
-        assert!(success, "{args:?}: {err}");
-        out
-    };
+    let ok = |args: &[&str]| psql_ok(&port, args);
     ok(&["-c", "CREATE TABLE ref (id int PRIMARY KEY, name text)"]);
     ok(&["-c", "SELECT create_reference_table('ref')"]);
     let csv = dir.path().join("ref.csv");

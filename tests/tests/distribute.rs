@@ -545,7 +545,11 @@ fn recovery_settles_prepared_transactions_by_the_metadata_verdict() {
         ))
         .await
         .unwrap();
-        assert_eq!(distribute::recover_prepared(&admin).await.unwrap(), (1, 1));
+        let settled = pgshard::dtx::recover::recover(admin.shared).await.unwrap();
+        let outcomes: Vec<(&str, bool)> = settled.iter().map(|r| (r.gid.as_str(), r.committed)).collect();
+        assert_eq!(outcomes.len(), 2, "{outcomes:?}");
+        assert!(outcomes.contains(&(format!("pgshard_dist_{yes}_0abc").as_str(), true)), "{outcomes:?}");
+        assert!(outcomes.contains(&(format!("pgshard_ddl_{no}_0abc").as_str(), false)), "{outcomes:?}");
         assert!(exists(&dn1, "kept").await);
         assert!(!exists(&dn1, "gone").await);
         assert_eq!(prepared_xacts(&dn1).await, 1, "a gid that is not ours is left alone");

@@ -128,7 +128,7 @@ impl Participant {
 
     /// Ends the participant's transaction without effect: ROLLBACK, or ROLLBACK PREPARED.
     /// Best effort: a failure is logged (a prepared transaction left behind is resolved by
-    /// [`super::recover_prepared`]; an open one ends with its connection).
+    /// [`crate::dtx::recover`]; an open one ends with its connection).
     async fn abort(&mut self, gid: &str) {
         let sql = match self.state {
             TxState::Open => "ROLLBACK".to_owned(),
@@ -185,7 +185,7 @@ impl TwoPhase {
 
     /// After the commit point: commits every prepared participant (in parallel). A node that
     /// fails is retried once on a new connection; if that fails too the transaction stays
-    /// prepared for [`super::recover_prepared`] and a warning is logged (the operation has
+    /// prepared for [`crate::dtx::recover`] and a warning is logged (the operation has
     /// committed, so this is not an error for the caller).
     pub async fn commit_all(&mut self, admin: &Admin<'_>) {
         let gid = self.gid.clone();

@@ -5,7 +5,7 @@
 //! so every coordinator re-reads the catalog after a schema change), then `COMMIT PREPARED`
 //! on each. A failure before the commit point rolls every node back. Crash rule: a prepared
 //! transaction left behind is decided by the metadata-store transaction its gid names
-//! ([`super::recover_prepared`]).
+//! ([`crate::dtx::recover`]).
 //!
 //! [`apply_each_without_transaction`]: for `CREATE INDEX CONCURRENTLY`, which cannot run in a
 //! transaction block: node after node; after a failure, the indexes already built are dropped

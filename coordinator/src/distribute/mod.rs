@@ -26,7 +26,7 @@
 //!
 //! A prepared transaction left behind by a crash is decided by its gid alone:
 //! `pg_xact_status(<xid>)` on the metadata store says `committed` (commit it) or `aborted`
-//! (roll it back); [`recover_prepared`] does exactly that.
+//! (roll it back); recovery ([`crate::dtx::recover`]) does exactly that.
 
 mod admin;
 mod checks;
@@ -48,7 +48,7 @@ pub use ddl_gen::{Column, ForeignKey, TableDdl, table_ddl};
 pub use distributed::{DEFAULT_SHARD_COUNT, create_distributed_table};
 pub use everywhere::{ConcurrentIndex, apply_each_without_transaction, apply_everywhere, apply_everywhere_dropping};
 pub use mirror::refresh_mirror;
-pub use recover::{gid_xid, recover_prepared, xact_committed};
+pub use recover::{gid_xid, xact_committed};
 pub use reference::create_reference_table;
 pub use undistribute::undistribute_table;
 pub use verify::verify_placement;

@@ -1,17 +1,15 @@
-//! Settling prepared transactions that a placement operation or a DDL fan-out left on the
-//! data nodes when it was cut short. Each gid, `pgshard_<op>_<xid>_<random>`, names the
+//! The verdict on prepared transactions that a placement operation or a DDL fan-out left on
+//! the data nodes when it was cut short (recovery, [`crate::dtx::recover`], applies it). Each gid, `pgshard_<op>_<xid>_<random>`, names the
 //! metadata-store transaction whose commit was the operation's commit point, so the metadata
 //! store alone decides: committed means COMMIT PREPARED, aborted means ROLLBACK PREPARED, in
 //! progress means the operation is still running (left alone).
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
 
-use super::admin::{Admin, connect, run};
-use super::sql::literal;
+use super::admin::Admin;
 use crate::error::CoordError;
 
 /// Operations whose gids this module settles.
@@ -51,50 +49,6 @@ pub async fn xact_committed(admin: &Admin<'_>, xid: u64) -> Result<Option<bool>,
         Some("aborted") => Some(false),
         _ => None,
     })
-}
-
-/// Commits or rolls back, on every data node, the prepared transactions of this database
-/// whose gid is one of ours, as the metadata store decided them. Returns `(committed, rolled
-/// back)`; transactions still in progress are left alone.
-pub async fn recover_prepared(admin: &Admin<'_>) -> Result<(u64, u64), CoordError> {
-    let catalog = admin.shared.catalog();
-    let mut verdicts: HashMap<u64, Option<bool>> = HashMap::new();
-    let (mut committed, mut rolled_back) = (0, 0);
-    for node in catalog.nodes() {
-        let client = connect(admin, node).await?;
-        let rows = client
-            .query(
-                "SELECT gid FROM pg_catalog.pg_prepared_xacts
-                 WHERE database = current_database() AND gid LIKE 'pgshard\\_%'",
-                &[],
-            )
-            .await
-            .map_err(CoordError::from_pg)?;
-        for row in rows {
-            let gid: String = row.try_get(0).map_err(CoordError::from_pg)?;
-            let Some(xid) = gid_xid(&gid) else { continue };
-            let verdict = match verdicts.get(&xid) {
-                Some(v) => *v,
-                None => {
-                    let v = xact_committed(admin, xid).await?;
-                    verdicts.insert(xid, v);
-                    v
-                }
-            };
-            match verdict {
-                Some(true) => {
-                    run(&client, &format!("COMMIT PREPARED {}", literal(&gid))).await?;
-                    committed += 1;
-                }
-                Some(false) => {
-                    run(&client, &format!("ROLLBACK PREPARED {}", literal(&gid))).await?;
-                    rolled_back += 1;
-                }
-                None => {}
-            }
-        }
-    }
-    Ok((committed, rolled_back))
 }
 
 #[cfg(test)]

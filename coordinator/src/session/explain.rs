@@ -134,16 +134,7 @@ impl Session {
         }
         let mut out = Vec::with_capacity(target);
         for (at, shard) in routed.shards.iter().enumerate() {
-            let schema = shard.schema_name();
-            let sql = match &sp.insert {
-                Some(split) if sp.kind == StmtKind::Insert => {
-                    let rows: Vec<usize> =
-                        routed.rows.iter().enumerate().filter(|(_, s)| **s == at).map(|(r, _)| r).collect();
-                    split.render(&rows, &schema)
-                }
-                _ => multi.fragment.render(Some(&schema)),
-            };
-            out.push(((*shard).clone(), sql));
+            out.push(((*shard).clone(), plan::shard_statement(sp, multi, routed, at)));
         }
         if let Some((_, first)) = out.first() {
             lines.push(format!("  Sent to each shard: {}", first.trim()));

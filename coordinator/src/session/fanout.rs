@@ -122,16 +122,7 @@ impl Session {
             MergeStep::Concat => {
                 let mut per_node: Vec<(NodeId, String)> = Vec::new();
                 for (at, shard) in routed.shards.iter().enumerate() {
-                    let schema = shard.schema_name();
-                    let text = match &sp.insert {
-                        Some(split) if sp.kind == StmtKind::Insert => {
-                            let rows: Vec<usize> =
-                                routed.rows.iter().enumerate().filter(|(_, s)| **s == at).map(|(r, _)| r).collect();
-                            split.render(&rows, &schema)
-                        }
-                        _ => multi.fragment.render(Some(&schema)),
-                    };
-                    push_statement(&mut per_node, shard.node, text);
+                    push_statement(&mut per_node, shard.node, plan::shard_statement(sp, multi, &routed, at));
                 }
                 // Shards whose rows no statement touches may not write at all: asked at commit.
                 self.fan_out(catalog, per_node, write.then_some(Writes::Unknown), true).await

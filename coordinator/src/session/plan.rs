@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use pgshard_catalog::hash::{DistValue, HashError};
 use pgshard_catalog::{CatalogSnapshot, ColocationId, Shard, TableKind};
-use pgshard_planner::{DistKey, RelationKind, Relations, ShardPlan, Targets};
+use pgshard_planner::{DistKey, MultiShard, RelationKind, Relations, ShardPlan, StmtKind, Targets};
 use tokio_postgres::error::SqlState;
 
 use crate::error::CoordError;
@@ -141,4 +141,17 @@ pub fn route<'c>(plan: &ShardPlan, catalog: &'c CatalogSnapshot, params: &[Param
         rows.push(at);
     }
     Ok(Routed { shards, rows })
+}
+
+/// The statement shard number `at` of `routed` runs: its rows of a split INSERT, else the
+/// multi-shard fragment, qualified with the shard's schema.
+pub fn shard_statement(sp: &ShardPlan, multi: &MultiShard, routed: &Routed<'_>, at: usize) -> String {
+    let schema = routed.shards[at].schema_name();
+    match &sp.insert {
+        Some(split) if sp.kind == StmtKind::Insert => {
+            let rows: Vec<usize> = routed.rows.iter().enumerate().filter(|(_, s)| **s == at).map(|(r, _)| r).collect();
+            split.render(&rows, &schema)
+        }
+        _ => multi.fragment.render(Some(&schema)),
+    }
 }
