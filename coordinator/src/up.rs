@@ -92,12 +92,12 @@ impl LocalServers {
         Config {
             listen: format!("127.0.0.1:{port}"),
             metadata: MetadataConfig {
-                dsn: format!("host=127.0.0.1 port={} user=postgres dbname={METADATA_DB}", self.meta.port()),
+                dsn: format!("host={} port={} user=postgres dbname={METADATA_DB}", self.meta.host(), self.meta.port()),
             },
             data_nodes: self
                 .nodes
                 .iter()
-                .map(|n| DataNodeConfig { name: n.name().to_owned(), host: "127.0.0.1".into(), port: n.port() })
+                .map(|n| DataNodeConfig { name: n.name().to_owned(), host: n.host(), port: n.port() })
                 .collect(),
             ..Config::default()
         }

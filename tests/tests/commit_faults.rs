@@ -22,6 +22,8 @@ fn cluster_with_proxy() -> (TestCluster, FaultProxy) {
         c.transactions.recovery_interval_ms = 300;
         let dn2 = c.data_nodes.iter_mut().find(|n| n.name == "dn2").unwrap();
         let p = FaultProxy::start(dn2.port).unwrap();
+        // The proxy listens on TCP; the other nodes stay on their Unix-domain sockets.
+        dn2.host = "127.0.0.1".into();
         dn2.port = p.port();
         proxy = Some(p);
     })

@@ -11,8 +11,8 @@ use postgres_protocol::authentication::md5_hash;
 use postgres_protocol::authentication::sasl::{ChannelBinding, SCRAM_SHA_256, ScramSha256};
 use postgres_protocol::message::{backend, frontend};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
+use super::stream::NodeStream;
 use crate::error::CoordError;
 use crate::wire::take_message;
 
@@ -20,7 +20,7 @@ use crate::wire::take_message;
 #[derive(Debug)]
 pub struct DnConn {
     /// The socket.
-    pub stream: TcpStream,
+    pub stream: NodeStream,
     /// Bytes read from the node but not yet consumed.
     pub read_buf: BytesMut,
     /// ParameterStatus messages the node sent at startup, raw, in order.
@@ -74,8 +74,7 @@ impl DnConn {
         params: &[(String, String)],
         password: Option<&str>,
     ) -> Result<DnConn, StartupFailure> {
-        let stream = TcpStream::connect(addr).await.map_err(CoordError::Io)?;
-        stream.set_nodelay(true).map_err(CoordError::Io)?;
+        let stream = NodeStream::connect(addr).await.map_err(CoordError::Io)?;
         let mut conn = DnConn {
             stream,
             read_buf: BytesMut::with_capacity(8192),
@@ -221,7 +220,7 @@ pub async fn cancel(addr: &str, pid: i32, secret: i32, timeout: Duration) -> std
     let mut out = BytesMut::new();
     frontend::cancel_request(pid, secret, &mut out);
     let fut = async {
-        let mut s = TcpStream::connect(addr).await?;
+        let mut s = NodeStream::connect(addr).await?;
         s.write_all(&out).await?;
         // PostgreSQL closes the connection when it has handled the request.
         let mut sink = [0u8; 1];

@@ -4,6 +4,8 @@
 
 mod conn;
 mod pool;
+mod stream;
 
 pub use conn::{StartupFailure, cancel};
 pub use pool::{NodeAddr, Pooled, Pools};
+pub use stream::address;

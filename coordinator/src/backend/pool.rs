@@ -25,14 +25,14 @@ use crate::error::CoordError;
 pub struct NodeAddr {
     /// Node name, for messages.
     pub name: String,
-    /// `host:port`.
+    /// `host:port`, or a Unix-domain socket's path (see [`super::address`]).
     pub addr: String,
 }
 
 impl NodeAddr {
     /// The pool address of a catalog node.
     pub fn of(node: &pgshard_catalog::Node) -> Self {
-        NodeAddr { name: node.name.clone(), addr: format!("{}:{}", node.host, node.port) }
+        NodeAddr { name: node.name.clone(), addr: super::address(&node.host, node.port) }
     }
 }
 

@@ -67,11 +67,12 @@ impl BenchCluster {
         me.default_node_port = servers.nodes[0].port();
         let port = free_port()?;
         let mut toml = format!(
-            "name = \"bench\"\nlisten = \"127.0.0.1:{port}\"\n[metadata]\ndsn = \"host=127.0.0.1 port={} user=postgres dbname=pgshard\"\n",
+            "name = \"bench\"\nlisten = \"127.0.0.1:{port}\"\n[metadata]\ndsn = \"host={} port={} user=postgres dbname=pgshard\"\n",
+            servers.meta.host(),
             servers.meta.port()
         );
         for n in &servers.nodes {
-            toml.push_str(&format!("[[data_nodes]]\nname = \"{}\"\nhost = \"127.0.0.1\"\nport = {}\n", n.name(), n.port()));
+            toml.push_str(&format!("[[data_nodes]]\nname = \"{}\"\nhost = \"{}\"\nport = {}\n", n.name(), n.host(), n.port()));
         }
         let config = dir.join("pgshard.toml");
         std::fs::write(&config, toml)?;

@@ -45,6 +45,7 @@ pub struct PgInstance {
     pid: u32,
     created: bool,
     child: Option<Child>,
+    socket_dir: Option<PathBuf>,
 }
 
 /// A data directory ready for `postgres`, with the log this run appends to.
@@ -69,7 +70,8 @@ impl PgInstance {
     pub fn start(bins: &PgBinaries, config: InstanceConfig) -> Result<Self, PgError> {
         let began = Instant::now();
         let prepared = prepare(bins, &config)?;
-        let child = spawn_postgres(bins, &prepared, &config)?;
+        let socket_dir = socket_dir(&prepared.datadir, config.port);
+        let child = spawn_postgres(bins, &prepared, &config, socket_dir.as_deref())?;
         let log_start = prepared.log_start;
         let mut instance = PgInstance {
             name: config.name,
@@ -79,6 +81,7 @@ impl PgInstance {
             pid: child.id(),
             created: prepared.created,
             child: Some(child),
+            socket_dir,
         };
         instance.wait_ready(bins, log_start)?;
         tracing::info!(
@@ -96,6 +99,16 @@ impl PgInstance {
     /// The TCP port on 127.0.0.1.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// Where clients on this machine should connect: the Unix-domain socket's directory (the
+    /// data directory) in libpq's `host` form, or `127.0.0.1` when the path would be too long
+    /// for a socket address. Local sockets skip the kernel's TCP work on every message.
+    pub fn host(&self) -> String {
+        match &self.socket_dir {
+            Some(dir) => dir.display().to_string(),
+            None => "127.0.0.1".to_owned(),
+        }
     }
 
     /// The instance's short name.
@@ -250,12 +263,25 @@ fn check_port_free(port: u16) -> Result<(), PgError> {
     }
 }
 
+/// The longest Unix-domain socket path the kernel takes (`sun_path` less its NUL).
+const MAX_SOCKET_PATH: usize = 107;
+
+/// The data directory as the server's socket directory, when `<datadir>/.s.PGSQL.<port>` fits
+/// in a socket address and the path can be written as a plain libpq `host` value (UTF-8, no
+/// blanks, quotes or backslashes).
+fn socket_dir(datadir: &Path, port: u16) -> Option<PathBuf> {
+    let socket = datadir.join(format!(".s.PGSQL.{port}"));
+    let plain = datadir.to_str().is_some_and(|d| !d.chars().any(|c| c.is_whitespace() || matches!(c, '\'' | '"' | '\\')));
+    (datadir.is_absolute() && plain && socket.as_os_str().len() <= MAX_SOCKET_PATH).then(|| datadir.to_path_buf())
+}
+
 /// The `-c` settings of every start: ours first, then the caller's (which win).
-fn server_settings(config: &InstanceConfig) -> Vec<String> {
+fn server_settings(config: &InstanceConfig, socket_dir: Option<&Path>) -> Vec<String> {
+    let sockets = socket_dir.map(|d| d.display().to_string()).unwrap_or_default();
     let mut settings = vec![
         format!("port={}", config.port),
         "listen_addresses=127.0.0.1".to_owned(),
-        "unix_socket_directories=".to_owned(),
+        format!("unix_socket_directories={sockets}"),
     ];
     if config.fast {
         settings.extend(
@@ -281,10 +307,11 @@ fn spawn_postgres(
     bins: &PgBinaries,
     prepared: &Prepared,
     config: &InstanceConfig,
+    socket_dir: Option<&Path>,
 ) -> Result<Child, PgError> {
     let mut cmd = prepared.run_as.command(&bins.program("postgres"));
     cmd.arg("-D").arg(&prepared.datadir);
-    for setting in server_settings(config) {
+    for setting in server_settings(config, socket_dir) {
         cmd.arg("-c").arg(setting);
     }
     let log_error = PgError::io(format!(
@@ -357,7 +384,7 @@ mod tests {
             settings: vec![("fsync".into(), "on".into())],
             fast: true,
         };
-        let settings = server_settings(&config);
+        let settings = server_settings(&config, None);
         assert_eq!(
             settings[..3],
             [
@@ -368,5 +395,17 @@ mod tests {
         );
         assert_eq!(settings.last().map(String::as_str), Some("fsync=on"));
         assert!(settings.contains(&"full_page_writes=off".to_owned()));
+        let settings = server_settings(&config, Some(Path::new("/x/dn1")));
+        assert_eq!(settings[2], "unix_socket_directories=/x/dn1");
+    }
+
+    #[test]
+    fn socket_in_the_data_directory_only_when_its_path_fits() {
+        assert_eq!(socket_dir(Path::new("/tmp/c/dn1"), 5433), Some(PathBuf::from("/tmp/c/dn1")));
+        assert_eq!(socket_dir(Path::new("relative/dn1"), 5433), None);
+        assert_eq!(socket_dir(Path::new("/tmp/my cluster/dn1"), 5433), None);
+        let long = format!("/{}", "d".repeat(MAX_SOCKET_PATH - "/.s.PGSQL.5433".len() - 1));
+        assert!(socket_dir(Path::new(&long), 5433).is_some());
+        assert_eq!(socket_dir(Path::new(&format!("{long}x")), 5433), None);
     }
 }
