@@ -62,6 +62,29 @@ pub fn may_define_custom_variable(sql: &[u8]) -> bool {
     contains_ignore_case(sql, b"set_config") || set_of_dotted_name(sql)
 }
 
+/// Words after which a session may hold state on its data-node connection that the
+/// coordinator does not track and could not rebuild on another connection: prepared statements
+/// made with SQL, LISTEN, temporary objects, advisory locks, cursors WITH HOLD, sequence state
+/// (nextval, setval, then currval/lastval), settings made by a function, dblink connections, loaded modules.
+const PINNING_WORDS: [&[u8]; 13] = [
+    b"prepare", b"listen", b"temp", b"advisory", b"hold", b"nextval", b"setval", b"currval", b"lastval", b"set_config", b"dblink",
+    b"load", b"declare",
+];
+
+/// Whether SQL text may leave state on the session's connections that only that connection
+/// keeps (see [`PINNING_WORDS`]); such a session keeps its connections while idle. Extended-
+/// protocol settings (`extended`: a Parse's text) count too: the session records only the
+/// simple protocol's. A conservative scan: a false positive only keeps a connection.
+pub fn pins_session(sql: &[u8], extended: bool) -> bool {
+    if extended && is_session_setting(&String::from_utf8_lossy(sql)) {
+        return true;
+    }
+    (0..sql.len()).any(|i| {
+        let first = sql[i].to_ascii_lowercase();
+        PINNING_WORDS.iter().any(|w| w[0] == first && sql.len() - i >= w.len() && sql[i..i + w.len()].eq_ignore_ascii_case(w))
+    })
+}
+
 fn contains_ignore_case(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle))
 }
@@ -116,6 +139,33 @@ mod tests {
         assert!(m(b"SET SESSION  \"My\".x = 1"));
         assert!(m(b"select 1; set a.b=1"));
         assert!(m(b"SELECT set_config('app.tenant', '42', false)"));
+    }
+
+    #[test]
+    fn session_state_pins_the_connection() {
+        use super::pins_session as p;
+        for sql in [
+            "PREPARE q AS SELECT 1",
+            "listen jobs",
+            "CREATE TEMP TABLE t (a int)",
+            "create temporary table t (a int)",
+            "SELECT pg_advisory_lock(1)",
+            "DECLARE c CURSOR WITH HOLD FOR SELECT 1",
+            "SELECT currval('s')",
+            "select LASTVAL()",
+            "SELECT set_config('search_path', 'x', false)",
+            "SELECT dblink_connect('c', 'dbname=x')",
+            "LOAD 'auto_explain'",
+        ] {
+            assert!(p(sql.as_bytes(), false), "{sql}");
+        }
+        assert!(p(b"SET search_path TO app", true));
+        assert!(!p(b"SET search_path TO app", false), "simple-protocol settings are replayed");
+        assert!(p(b"SELECT nextval('s')", false));
+        for sql in ["SELECT abalance FROM pgbench_accounts WHERE aid = 7", "UPDATE t SET v = v + 1 WHERE id = $1"] {
+            assert!(!p(sql.as_bytes(), false), "{sql}");
+            assert!(!p(sql.as_bytes(), true), "{sql}");
+        }
     }
 
     #[test]

@@ -110,6 +110,7 @@ fn main() -> ExitCode {
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
+    pgshard::raise_open_files_limit();
     let result = match Cli::parse().command {
         Command::Up(a) => run_up(UpOptions { data_nodes: a.data_nodes, port: a.port, dir: a.dir, fast: false, coordinators: a.coordinators }),
         Command::Serve(a) => serve(a),

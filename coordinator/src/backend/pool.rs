@@ -8,13 +8,16 @@
 //! (after `ROLLBACK` when a transaction was left open) before anyone else gets it.
 //!
 //! At most `max_per_node` connections are open to a node (idle ones count): an idle connection
-//! for another parameter set is closed to make room before a session is made to wait.
+//! for another parameter set is closed to make room before a session is made to wait. A waiting
+//! checkout also signals [`Pools::pressure`]: an idle session that holds no state only its
+//! connections keep gives them back (it takes new ones with its next statement), so many more
+//! client sessions than data-node connections can stay open.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 use super::conn::{DnConn, StartupFailure};
 use crate::config::PoolConfig;
@@ -59,6 +62,10 @@ pub struct Pools {
     cfg: PoolConfig,
     limits: Mutex<HashMap<NodeAddr, Arc<Semaphore>>>,
     nodes: Mutex<HashMap<NodeAddr, NodePool>>,
+    /// Signalled (one waiter at a time) when a checkout has to wait for a connection.
+    pressure: Notify,
+    /// Signalled when a connection comes back to the idle lists.
+    returned: Notify,
 }
 
 /// A connection checked out of the pool; give it back with [`Pools::checkin`].
@@ -72,7 +79,7 @@ pub struct Pooled {
 impl Pools {
     /// Empty pools with these limits.
     pub fn new(cfg: PoolConfig) -> Arc<Self> {
-        Arc::new(Self { cfg, limits: Mutex::default(), nodes: Mutex::default() })
+        Arc::new(Self { cfg, limits: Mutex::default(), nodes: Mutex::default(), pressure: Notify::new(), returned: Notify::new() })
     }
 
     fn limit(&self, node: &NodeAddr) -> Arc<Semaphore> {
@@ -89,28 +96,43 @@ impl Pools {
     ) -> Result<Pooled, StartupFailure> {
         params.sort();
         let key = PoolKey { node: node.clone(), params };
-        if let Some(idle) = self.take_idle(&key) {
-            return Ok(Pooled { conn: idle.conn, key, permit: idle.permit });
+        let deadline = tokio::time::Instant::now() + self.cfg.checkout_timeout();
+        let limit = self.limit(node);
+        loop {
+            let returned = self.returned.notified();
+            tokio::pin!(returned);
+            // Registered before looking, so a connection given back meanwhile is not missed.
+            returned.as_mut().enable();
+            if let Some(idle) = self.take_idle(&key) {
+                return Ok(Pooled { conn: idle.conn, key, permit: idle.permit });
+            }
+            // Make room by closing an idle connection kept for other parameters.
+            let permit = match limit.clone().try_acquire_owned() {
+                Ok(p) => Some(p),
+                Err(_) if self.evict_one(node) => limit.clone().try_acquire_owned().ok(),
+                Err(_) => None,
+            };
+            let permit = match permit {
+                Some(p) => p,
+                None => {
+                    // Ask an idle session to give its connections back, and wait.
+                    self.pressure.notify_one();
+                    tokio::select! {
+                        p = limit.clone().acquire_owned() => p.map_err(|_| CoordError::PoolExhausted(node.name.clone()))?,
+                        () = &mut returned => continue,
+                        () = tokio::time::sleep_until(deadline) => return Err(CoordError::PoolExhausted(node.name.clone()).into()),
+                    }
+                }
+            };
+            let conn = DnConn::connect(&node.name, &node.addr, &key.params, password, self.cfg.connect_timeout()).await?;
+            return Ok(Pooled { conn, key, permit });
         }
-        let permit = self.acquire(node).await?;
-        let conn = DnConn::connect(&node.name, &node.addr, &key.params, password, self.cfg.connect_timeout()).await?;
-        Ok(Pooled { conn, key, permit })
     }
 
-    async fn acquire(&self, node: &NodeAddr) -> Result<OwnedSemaphorePermit, CoordError> {
-        let limit = self.limit(node);
-        if let Ok(p) = limit.clone().try_acquire_owned() {
-            return Ok(p);
-        }
-        // Make room by closing an idle connection kept for other parameters.
-        if self.evict_one(node)
-            && let Ok(p) = limit.clone().try_acquire_owned() {
-                return Ok(p);
-            }
-        match tokio::time::timeout(self.cfg.checkout_timeout(), limit.acquire_owned()).await {
-            Ok(Ok(p)) => Ok(p),
-            _ => Err(CoordError::PoolExhausted(node.name.clone())),
-        }
+    /// Signalled when a session waits for a connection: an idle session that can give its
+    /// connections back should (see the module doc).
+    pub fn pressure(&self) -> &Notify {
+        &self.pressure
     }
 
     fn take_idle(&self, key: &PoolKey) -> Option<Idle> {
@@ -162,6 +184,8 @@ impl Pools {
             list.retain(|i| i.since.elapsed() < timeout);
         }
         pool.idle.entry(key).or_default().push(idle);
+        drop(nodes);
+        self.returned.notify_waiters();
     }
 
     /// Closes every idle connection (shutdown).

@@ -1,7 +1,9 @@
 //! The data-node connections of one session: the home connection (the default node, taken at
 //! startup, whose ParameterStatus values the client saw) and at most one more per node, taken
 //! from the pool the first time a statement is routed there and kept for the session's life,
-//! so session state (prepared statements, SET values) stays where it was made.
+//! so session state (prepared statements, SET values) stays where it was made. An idle session
+//! without such state gives them all back when other sessions wait for connections
+//! (`park.rs`) and takes a new home with its next message.
 
 use std::collections::HashSet;
 
@@ -118,7 +120,7 @@ impl NodeConn {
     }
 }
 
-async fn checkout(addr: &NodeAddr, pools: &Pools, opener: &Opener) -> Result<Pooled, CoordError> {
+pub(super) async fn checkout(addr: &NodeAddr, pools: &Pools, opener: &Opener) -> Result<Pooled, CoordError> {
     match pools.checkout(addr, opener.params.clone(), opener.password.as_deref()).await {
         Ok(p) => Ok(p),
         Err(StartupFailure::Failed(e)) => Err(e),
@@ -228,5 +230,23 @@ impl Conns {
     /// Takes every connection out (at the session's end).
     pub fn into_vec(self) -> Vec<NodeConn> {
         self.list
+    }
+
+    /// Takes every connection out, leaving the session parked: it holds none until
+    /// [`set_home`](Self::set_home).
+    pub fn take_all(&mut self) -> Vec<NodeConn> {
+        std::mem::take(&mut self.list)
+    }
+
+    /// True while the session holds no connection (it gave them back while idle).
+    pub fn is_parked(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    /// Gives a parked session its new home connection.
+    pub fn set_home(&mut self, mut home: NodeConn) {
+        debug_assert!(self.list.is_empty());
+        home.victim = self.victim.clone();
+        self.list.push(home);
     }
 }

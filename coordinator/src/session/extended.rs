@@ -81,6 +81,14 @@ pub struct Statements {
     copy_swallowed_sync: bool,
 }
 
+impl Statements {
+    /// True when no client statement is prepared on home (under the client's name), so the
+    /// session could take another home connection.
+    pub(super) fn none_on_home(&self) -> bool {
+        self.stmts.values().all(|s| matches!(s.kind, StmtKind::Txn(_) | StmtKind::Planned(_))) && self.unsynced.is_empty()
+    }
+}
+
 /// What to do with one client message.
 pub(super) enum Action {
     /// Queue these frames, each with the answer it books, on connection `conn`; `txn` (with

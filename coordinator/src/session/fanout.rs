@@ -158,7 +158,7 @@ impl Session {
     }
 
     /// Registers connection `i`'s backend for deadlock detection and cancel requests.
-    fn note_backend(&mut self, i: usize) {
+    pub(super) fn note_backend(&mut self, i: usize) {
         let c = self.conns.peek(i);
         self.shared.backends.register(c.node, c.pooled.conn.backend_pid, &self.conns.victim);
         let target = crate::cancel::CancelTarget {
@@ -197,7 +197,7 @@ impl Session {
     }
 
     /// Replays the session's settings on a new connection.
-    async fn setup_conn(&mut self, i: usize) -> Result<(), CoordError> {
+    pub(super) async fn setup_conn(&mut self, i: usize) -> Result<(), CoordError> {
         for sql in self.settings.clone() {
             self.apply_setting(i, &sql).await.map_err(|_| CoordError::NodeLost("while applying session settings".into()))?;
         }

@@ -41,6 +41,7 @@ mod fanout;
 mod local;
 mod merge;
 mod msg;
+mod park;
 mod plan;
 mod relay;
 mod route;
@@ -99,6 +100,7 @@ pub async fn serve(mut stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>,
         txn: TxnState::Idle,
         statements: Statements::default(),
         custom_variable: false,
+        pinned: false,
         busy: false,
         settings: Vec::new(),
         last_query_failed: false,
@@ -151,6 +153,8 @@ enum EndReason {
     NodeGone { why: String, told: bool },
     /// The coordinator is shutting down and the session was idle.
     Shutdown,
+    /// A parked session could not get a connection back for its next message.
+    NoConnection(CoordError),
 }
 
 impl From<Interrupted> for EndReason {
@@ -165,12 +169,13 @@ impl From<Interrupted> for EndReason {
 
 impl EndReason {
     /// The FATAL error to send the client, if any.
-    fn client_error(&self) -> Option<CoordError> {
+    fn client_error(self) -> Option<CoordError> {
         match self {
             EndReason::Terminated | EndReason::ClientGone | EndReason::NodeGone { told: true, .. } => None,
             EndReason::ClientProtocol(e) => Some(CoordError::Protocol(e.to_string())),
-            EndReason::NodeGone { why, told: false } => Some(CoordError::NodeLost(why.clone())),
+            EndReason::NodeGone { why, told: false } => Some(CoordError::NodeLost(why)),
             EndReason::Shutdown => Some(CoordError::ShuttingDown),
+            EndReason::NoConnection(e) => Some(e),
         }
     }
 }
@@ -192,6 +197,9 @@ pub(crate) struct Session {
     statements: Statements,
     /// The session may have defined a custom variable, which outlives DISCARD ALL.
     custom_variable: bool,
+    /// The session may hold state on its connections that it could not rebuild on others: it
+    /// keeps them while idle (see `park.rs`).
+    pinned: bool,
     /// A request is in flight: connections are not at a clean boundary.
     busy: bool,
     /// Session-level settings run on home (SET, RESET, DISCARD), in order: repeated on the
@@ -247,6 +255,11 @@ impl Session {
             if tag == b'X' {
                 return EndReason::Terminated;
             }
+            if self.conns.is_parked()
+                && let Err(e) = self.unpark().await
+            {
+                return EndReason::NoConnection(e);
+            }
             if !self.busy {
                 // A mark the detector set after the session's statement had already ended.
                 self.conns.victim.store(false, std::sync::atomic::Ordering::SeqCst);
@@ -256,6 +269,9 @@ impl Session {
                 b'P' | b'B' | b'D' | b'E' | b'C' => {
                     if tag == b'P' && crate::guc::may_define_custom_variable(&m[5..]) {
                         self.custom_variable = true;
+                    }
+                    if tag == b'P' && !self.pinned && crate::guc::pins_session(&m[5..], true) {
+                        self.pinned = true;
                     }
                     batch.push((tag, m));
                     Ok(())
@@ -282,13 +298,28 @@ impl Session {
         }
     }
 
-    /// Waits for the client while forwarding what home says unasked (NOTIFY, a FATAL).
+    /// Waits for the client while forwarding what home says unasked (NOTIFY, a FATAL); gives
+    /// the connections back when other sessions wait for one and this one can (`park.rs`).
     async fn wait_idle(&mut self, shutdown: &mut watch::Receiver<bool>, stopping: &mut bool) -> Result<(), EndReason> {
+        let pools = self.shared.pools.clone();
+        let parkable = self.can_park();
+        if self.conns.is_parked() {
+            return tokio::select! {
+                r = self.client.fill() => match r {
+                    Ok(true) => Ok(()),
+                    _ => Err(EndReason::ClientGone),
+                },
+                r = shutdown.changed(), if !*stopping => {
+                    *stopping = r.is_err() || *shutdown.borrow();
+                    Ok(())
+                }
+            };
+        }
         let home = self.conns.get(0);
-        tokio::select! {
+        let park = tokio::select! {
             r = self.client.fill() => match r {
-                Ok(true) => Ok(()),
-                _ => Err(EndReason::ClientGone),
+                Ok(true) => false,
+                _ => return Err(EndReason::ClientGone),
             },
             r = home.fill() => match r {
                 Ok(true) => {
@@ -302,16 +333,21 @@ impl Session {
                         // An error from an idle backend is its FATAL: the connection ends.
                         return Err(EndReason::NodeGone { why: "the data node ended the session".into(), told: true });
                     }
-                    Ok(())
+                    false
                 }
-                Ok(false) => Err(EndReason::NodeGone { why: "the data node closed the connection".into(), told: false }),
-                Err(e) => Err(EndReason::NodeGone { why: e.to_string(), told: false }),
+                Ok(false) => return Err(EndReason::NodeGone { why: "the data node closed the connection".into(), told: false }),
+                Err(e) => return Err(EndReason::NodeGone { why: e.to_string(), told: false }),
             },
             r = shutdown.changed(), if !*stopping => {
                 *stopping = r.is_err() || *shutdown.borrow();
-                Ok(())
+                false
             }
+            () = pools.pressure().notified(), if parkable => true,
+        };
+        if park {
+            self.park();
         }
+        Ok(())
     }
 
     /// The catalog now in force.
@@ -340,11 +376,11 @@ impl Session {
 
     /// Gives the connections back to the pool and tells the client why the session ended.
     async fn finish(mut self, reason: EndReason) {
+        let resting = matches!(reason, EndReason::Terminated | EndReason::ClientGone | EndReason::Shutdown) && !self.busy;
         if let Some(err) = reason.client_error() {
             err.encode(Severity::Fatal, self.client.out());
         }
         let _ = self.client.flush().await;
-        let resting = matches!(reason, EndReason::Terminated | EndReason::ClientGone | EndReason::Shutdown) && !self.busy;
         for conn in self.conns.into_vec() {
             self.shared.backends.unregister(conn.node, conn.pooled.conn.backend_pid);
             let clean = resting && !conn.torn && !conn.dead && !self.custom_variable;

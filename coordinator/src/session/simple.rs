@@ -32,6 +32,8 @@ impl Session {
         match tag {
             b'Q' => self.run_query(m).await,
             b'F' => {
+                // Fast-path calls (large objects, ...) may keep backend state: stay put.
+                self.pinned = true;
                 if self.aborted_here(Some(0)) {
                     return self.answer_error(&aborted_block()).await;
                 }
@@ -52,6 +54,9 @@ impl Session {
         let sql = msg::query_text(&m).map_err(Interrupted::Protocol)?;
         if crate::guc::may_define_custom_variable(sql.as_bytes()) {
             self.custom_variable = true;
+        }
+        if !self.pinned && crate::guc::pins_session(sql.as_bytes(), false) {
+            self.pinned = true;
         }
         let decision = match self.fast_decision(sql).await {
             Some(FastDecision::Home) => Ok(Decision::Home),
