@@ -3,6 +3,7 @@
 //! with. Everything is torn down on drop, so also when a test panics; the servers also stop if
 //! the test process dies (see `pgshard::pg`).
 
+pub mod fuzz;
 pub mod proxy;
 pub mod raw;
 pub mod slt;
