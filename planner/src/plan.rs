@@ -13,6 +13,7 @@ use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
 use sqlparser::tokenizer::Token;
 
+use crate::pull::PullPlan;
 use crate::ddl::{self, DdlPlan};
 use crate::funcs::builtin_name;
 use crate::function::{FunctionCall, detect};
@@ -40,6 +41,8 @@ pub enum Plan {
     CopyIn(CopyIn),
     /// EXPLAIN [ANALYZE] of a statement over distributed tables.
     Explain(Explain),
+    /// A read answered by the default node over copies of its distributed tables.
+    Pull(PullPlan),
     /// Refused with SQLSTATE 0A000 and this sentence (what is not supported).
     Unsupported(String),
 }
@@ -316,6 +319,7 @@ fn explain(
             inner: Box::new(plan),
         }),
         Plan::Unsupported(why) => Plan::Unsupported(why),
+        Plan::Pull(_) => Plan::Unsupported("EXPLAIN of a query answered over copies of its distributed tables".into()),
         _ => Plan::Unsupported(
             "EXPLAIN of a statement other than SELECT, INSERT, UPDATE or DELETE over distributed tables".into(),
         ),
@@ -478,8 +482,15 @@ fn plan_dml(stmt: &Statement, src: &Source<'_>, rels: &impl Relations) -> Plan {
     if writes.len() > 1 || (matches!(stmt, Statement::Query(_)) && !writes.is_empty()) {
         return Plan::Unsupported("a data-modifying WITH query in a statement over distributed tables".into());
     }
+    // A read the shards cannot answer is answered on the default node over copies.
+    let pull = |why: String| {
+        if !writes.is_empty() {
+            return Plan::Unsupported(why);
+        }
+        crate::pull::plan(stmt, src, &refs, &why).map_or_else(Plan::Unsupported, Plan::Pull)
+    };
     if let Some(local) = refs.tables.iter().find(|r| r.kind.is_none()) {
-        return Plan::Unsupported(format!(
+        return pull(format!(
             "a statement mixing the distributed table \"{}\" with \"{}\", which is not distributed",
             first.name, local.name
         ));
@@ -489,14 +500,19 @@ fn plan_dml(stmt: &Statement, src: &Source<'_>, rels: &impl Relations) -> Plan {
         _ => 0,
     };
     if let Some(other) = distributed.iter().find(|r| group(r) != group(first)) {
-        return Plan::Unsupported(format!(
+        return pull(format!(
             "a statement over distributed tables of different colocation groups (\"{}\" and \"{}\")",
             first.name, other.name
         ));
     }
     match shard::plan(stmt, group(first), src, &refs, rels) {
-        Ok(p) => Plan::Shards(p),
-        Err(e) => Plan::Unsupported(e),
+        Ok(mut p) => {
+            if let (Err(why), true) = (&p.multi, writes.is_empty()) {
+                p.pull = crate::pull::plan(stmt, src, &refs, why).ok();
+            }
+            Plan::Shards(p)
+        }
+        Err(e) => pull(e),
     }
 }
 
@@ -585,6 +601,7 @@ impl fmt::Display for Plan {
             Plan::Explain(e) => write!(f, "explain{} of {}", if e.analyze { " analyze" } else { "" }, e.inner),
             Plan::CopyIn(c) => write!(f, "copy in group {} field {}: {}", c.group, c.dist_index, c.render("<shard>")),
             Plan::Unsupported(why) => write!(f, "unsupported: {why}"),
+            Plan::Pull(p) => write!(f, "pull {} to the default node: {}", p.tables.len(), p.query.render(Some(crate::pull::PULL_SCHEMA))),
         }
     }
 }

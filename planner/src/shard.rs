@@ -12,6 +12,7 @@ use crate::insert::{self, InsertSplit};
 use crate::merge::{MergeStep, MultiShard, plan_select};
 use crate::refs::{Refs, resolve};
 use crate::route::{DistKey, RelationKind, Relations, key_of, split_name};
+use crate::pull::PullPlan;
 use crate::template::{ShardTemplate, Splicer};
 use crate::text::Source;
 
@@ -33,6 +34,9 @@ pub struct ShardPlan {
     pub multi: Result<MultiShard, String>,
     /// For INSERT ... VALUES: how to split the rows by shard.
     pub insert: Option<InsertSplit>,
+    /// For a SELECT whose `multi` is an error: how the default node answers it over copies of
+    /// the tables when it reaches several shards.
+    pub pull: Option<PullPlan>,
 }
 
 /// Which shards of the group a statement needs.
@@ -109,7 +113,7 @@ pub(crate) fn plan(
         _ => return Err("internal: not a query or DML statement".into()),
     };
     let targets = targets.map_or(Targets::All, Targets::Keys);
-    Ok(ShardPlan { group, targets, kind, single, multi, insert })
+    Ok(ShardPlan { group, targets, kind, single, multi, insert, pull: None })
 }
 
 /// An UPDATE may assign the distribution column only the value its WHERE pins it to, so the

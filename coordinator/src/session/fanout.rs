@@ -78,6 +78,7 @@ impl Session {
             Plan::Shards(sp) => return self.run_shards_simple(&catalog, &sp).await,
             Plan::CopyIn(c) => return self.run_copy_in(&catalog, &c).await,
             Plan::Explain(e) => return self.run_explain(&catalog, &e).await,
+            Plan::Pull(p) => return self.pull_or_refuse(&catalog, &p).await,
             Plan::DefaultNode | Plan::Unsupported(_) => {
                 Err(CoordError::Protocol("internal: a default-node plan reached the shard executor".into()))
             }
@@ -114,9 +115,10 @@ impl Session {
             let frame = msg::build(|o| msg::query(&sql, o));
             return self.send_query(i, &frame, writes).await;
         }
-        let multi = match &sp.multi {
-            Ok(m) => m,
-            Err(why) => return self.refuse(CoordError::Unsupported(why.clone())).await,
+        let multi = match (&sp.multi, &sp.pull) {
+            (Ok(m), _) => m,
+            (Err(_), Some(pull)) => return self.pull_or_refuse(catalog, pull).await,
+            (Err(why), None) => return self.refuse(CoordError::Unsupported(why.clone())).await,
         };
         match &multi.merge {
             MergeStep::Concat => {
@@ -135,6 +137,14 @@ impl Session {
             }
             MergeStep::Final(_) => self.merge_on_home(catalog, multi, &routed.shards).await,
         }
+    }
+
+    /// Answers a pull plan, in the simple protocol only for now.
+    async fn pull_or_refuse(&mut self, catalog: &Arc<CatalogSnapshot>, pull: &pgshard_planner::PullPlan) -> Result<(), Interrupted> {
+        if self.extended {
+            return self.refuse(CoordError::Unsupported(format!("{} with the extended protocol", pull.why))).await;
+        }
+        self.pull_on_home(catalog, pull).await
     }
 
     /// The index of the session's connection to `node`, opened (and set up) on first use.

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use bytes::BytesMut;
 use pgshard_catalog::{CatalogSnapshot, Shard};
-use pgshard_planner::{Limit, MergeStep, MultiShard};
+use pgshard_planner::{Limit, MergeStep, MultiShard, ShardTemplate};
 
 use super::dispatch::quote_ident;
 use super::fanout::{Merged, by_node};
@@ -58,17 +58,9 @@ impl Session {
         multi: &MultiShard,
         shards: &[&Shard],
     ) -> Result<(), Interrupted> {
-        // Inside a block the temporary table lives on a scratch connection to home, in a
-        // transaction of its own (a transaction that touched a temporary table cannot be
-        // prepared); the shards are read by the block's members.
-        let h = if matches!(self.txn, TxnState::Idle) {
-            0
-        } else {
-            let home = self.conns.get(0).node;
-            match self.scratch_to(catalog, home).await {
-                Ok(i) => i,
-                Err(e) => return self.answer_error(&e).await,
-            }
+        let h = match self.merge_conn(catalog).await {
+            Ok(h) => h,
+            Err(e) => return self.answer_error(&e).await,
         };
         let shell = inner(&multi.fragment.render(None));
         // The fragment's output names may repeat (`SELECT a.name, b.name`): the table's columns
@@ -124,7 +116,7 @@ impl Session {
                 return self.fail_on_home(h, CoordError::Protocol("internal: concat merge on home".into())).await;
             }
         };
-        if let Some(e) = self.copy_shards_to_home(catalog, multi, shards, h).await? {
+        if let Some(e) = self.copy_shards_to_home(catalog, &multi.fragment, TABLE, shards, h).await? {
             return self.end_on_home(h, Merged { error: Some(e), ..Merged::default() }).await;
         }
         msg::query(&final_sql, &mut self.conns.get(h).out);
@@ -132,6 +124,18 @@ impl Session {
         let mut merged = Merged::default();
         self.read_answer(h, &mut merged, true).await?;
         self.end_on_home(h, merged).await
+    }
+
+    /// The connection to home where temporary tables of a merge live: home itself outside a
+    /// block; inside one a scratch connection to home, in a transaction of its own (a
+    /// transaction that touched a temporary table cannot be prepared), while the shards are
+    /// read by the block's members.
+    pub(super) async fn merge_conn(&mut self, catalog: &Arc<CatalogSnapshot>) -> Result<usize, CoordError> {
+        if matches!(self.txn, TxnState::Idle) {
+            return Ok(0);
+        }
+        let home = self.conns.get(0).node;
+        self.scratch_to(catalog, home).await
     }
 
     /// PostgreSQL's RowDescription of a query, from a Describe on home; or its error.
@@ -178,12 +182,13 @@ impl Session {
         }
     }
 
-    /// Streams every shard's fragment rows into the temporary table on home (connection `h`).
-    /// Returns the first error a node sent.
-    async fn copy_shards_to_home(
+    /// Streams every shard's `fragment` rows into the temporary table `table` on home
+    /// (connection `h`). Returns the first error a node sent.
+    pub(super) async fn copy_shards_to_home(
         &mut self,
         catalog: &Arc<CatalogSnapshot>,
-        multi: &MultiShard,
+        fragment: &ShardTemplate,
+        table: &str,
         shards: &[&Shard],
         h: usize,
     ) -> Result<Option<bytes::Bytes>, Interrupted> {
@@ -196,7 +201,7 @@ impl Session {
                 // Home's own shards fill the table right there.
                 local = list
                     .iter()
-                    .map(|s| format!("INSERT INTO {TABLE} {}", inner(&multi.fragment.render(Some(&s.schema_name())))))
+                    .map(|s| format!("INSERT INTO {table} {}", inner(&fragment.render(Some(&s.schema_name())))))
                     .collect();
                 continue;
             }
@@ -206,7 +211,7 @@ impl Session {
             };
             let text: Vec<String> = list
                 .iter()
-                .map(|s| format!("COPY ({}) TO STDOUT (FORMAT binary)", inner(&multi.fragment.render(Some(&s.schema_name())))))
+                .map(|s| format!("COPY ({}) TO STDOUT (FORMAT binary)", inner(&fragment.render(Some(&s.schema_name())))))
                 .collect();
             conns.push(i);
             copies.push(text.join(";\n"));
@@ -218,7 +223,7 @@ impl Session {
             msg::query(text, &mut self.conns.get(i).out);
             self.flush_conn(i).await?;
         }
-        local.push(format!("COPY {TABLE} FROM STDIN (FORMAT binary)"));
+        local.push(format!("COPY {table} FROM STDIN (FORMAT binary)"));
         msg::query(&local.join(";\n"), &mut self.conns.get(h).out);
         self.flush_conn(h).await?;
         let mut home_error = None;
@@ -292,7 +297,7 @@ impl Session {
 
     /// Ends the merge's transaction on home (COMMIT, or ROLLBACK after an error) and queues
     /// the answer; in a block, an error fails the block.
-    async fn end_on_home(&mut self, h: usize, merged: Merged) -> Result<(), Interrupted> {
+    pub(super) async fn end_on_home(&mut self, h: usize, merged: Merged) -> Result<(), Interrupted> {
         let end = if merged.error.is_none() && self.conns.get(h).status == b'T' { "COMMIT" } else { "ROLLBACK" };
         if self.conns.get(h).status != b'I' {
             msg::query(end, &mut self.conns.get(h).out);

@@ -43,6 +43,7 @@ mod merge;
 mod msg;
 mod park;
 mod plan;
+mod pull;
 mod relay;
 mod route;
 pub(crate) mod shape;

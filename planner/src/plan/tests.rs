@@ -109,15 +109,36 @@ fn pgshard_functions_are_recognized_alone_with_constant_arguments() {
 }
 
 #[test]
-fn distributed_tables_do_not_mix_with_other_tables_or_groups() {
-    refused("SELECT * FROM orders JOIN accounts ON true", "mixing the distributed table \"orders\" with \"accounts\"");
-    refused(
-        "SELECT * FROM orders JOIN events ON o_w_id = e_tenant",
-        "different colocation groups (\"orders\" and \"events\")",
+fn reads_across_groups_or_with_other_tables_are_answered_over_copies() {
+    assert_eq!(
+        planned("SELECT * FROM orders JOIN accounts ON true"),
+        "pull 1 to the default node: SELECT * FROM pg_temp.orders JOIN accounts ON true"
     );
-    refused("WITH x AS (SELECT o_w_id FROM orders) SELECT * FROM x JOIN accounts ON true", "with \"accounts\"");
+    assert_eq!(
+        planned("SELECT * FROM orders JOIN public.events ON o_w_id = e_tenant"),
+        "pull 2 to the default node: SELECT * FROM pg_temp.orders JOIN pg_temp.events ON o_w_id = e_tenant"
+    );
+    assert_eq!(
+        planned("WITH x AS (SELECT o_w_id FROM orders) SELECT * FROM x JOIN accounts ON true"),
+        "pull 1 to the default node: WITH x AS (SELECT o_w_id FROM pg_temp.orders) SELECT * FROM x JOIN accounts ON true"
+    );
+    // The same table twice is copied once.
+    assert_eq!(
+        planned("SELECT * FROM orders a JOIN orders b ON a.o_id = b.o_id"),
+        "pull 1 to the default node: SELECT * FROM pg_temp.orders a JOIN pg_temp.orders b ON a.o_id = b.o_id"
+    );
+    match plan_sql("SELECT * FROM orders JOIN events ON o_w_id = e_tenant", &Catalog) {
+        Plan::Pull(p) => {
+            let rows: Vec<String> = p.tables.iter().map(|t| t.rows.render(Some("pgshard_g1_s2"))).collect();
+            assert_eq!(rows, ["SELECT * FROM pgshard_g1_s2.\"orders\"", "SELECT * FROM pgshard_g1_s2.\"events\""]);
+            assert_eq!(p.tables[0].rows.render(None), "SELECT * FROM \"orders\"");
+            assert_eq!(p.tables[0].temp_name, "\"orders\"");
+        }
+        other => panic!("{other}"),
+    }
+    refused("SELECT * FROM orders JOIN accounts ON true FOR UPDATE", "FOR UPDATE/SHARE");
     refused("WITH d AS (DELETE FROM orders WHERE o_w_id = 1 RETURNING *) SELECT * FROM d", "data-modifying WITH");
-    refused("SELECT * FROM orders a JOIN orders b ON a.o_id = b.o_id", "not on their distribution columns");
+    refused("UPDATE orders SET amount = 0 FROM accounts WHERE accounts.id = orders.o_id", "with \"accounts\"");
 }
 
 #[test]
@@ -133,7 +154,7 @@ fn statements_wrapping_queries_run_on_the_default_node_only_for_default_node_que
         }
         other => panic!("{other}"),
     }
-    refused("EXPLAIN SELECT * FROM orders a JOIN orders b ON a.o_id = b.o_id", "not on their distribution columns");
+    refused("EXPLAIN SELECT * FROM orders a JOIN orders b ON a.o_id = b.o_id", "over copies of its distributed tables");
     refused("PREPARE p AS UPDATE item SET i_price = 0", "EXPLAIN or PREPARE of a statement");
     refused("COPY orders TO STDOUT", "COPY ... TO of a distributed table");
     refused("COPY orders FROM STDIN (FORMAT binary)", "the option FORMAT binary");

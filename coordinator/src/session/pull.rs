@@ -1,0 +1,48 @@
+//! Answering a read over copies of its distributed tables on the default node (see the
+//! planner's `pull` module): in one transaction on home (a scratch connection inside a block),
+//! each table gets a temporary table of its name shaped like its shell, every shard's rows
+//! stream into it as binary COPY (frame by frame, never held whole), and PostgreSQL answers the
+//! query as written over them; the temporary tables are dropped at commit.
+
+use std::sync::Arc;
+
+use pgshard_catalog::{CatalogSnapshot, ColocationId, Shard};
+use pgshard_planner::{PULL_SCHEMA, PullPlan};
+
+use super::fanout::Merged;
+use super::relay::Interrupted;
+use super::{Session, msg};
+
+impl Session {
+    /// Runs a pull plan and queues its answer.
+    pub(super) async fn pull_on_home(&mut self, catalog: &Arc<CatalogSnapshot>, pull: &PullPlan) -> Result<(), Interrupted> {
+        let h = match self.merge_conn(catalog).await {
+            Ok(h) => h,
+            Err(e) => return self.answer_error(&e).await,
+        };
+        let mut setup = vec!["BEGIN".to_owned()];
+        for t in &pull.tables {
+            setup.push(format!(
+                "CREATE TEMPORARY TABLE {} ON COMMIT DROP AS {} WITH NO DATA",
+                t.temp_name,
+                t.rows.render(None)
+            ));
+        }
+        let (_, error) = self.rows_on(h, &setup.join(";\n")).await?;
+        if let Some(e) = error {
+            return self.end_on_home(h, Merged { error: Some(e), ..Merged::default() }).await;
+        }
+        for t in &pull.tables {
+            let shards: Vec<&Shard> = catalog.shards_of(ColocationId(t.group)).iter().collect();
+            let table = format!("{PULL_SCHEMA}.{}", t.temp_name);
+            if let Some(e) = self.copy_shards_to_home(catalog, &t.rows, &table, &shards, h).await? {
+                return self.end_on_home(h, Merged { error: Some(e), ..Merged::default() }).await;
+            }
+        }
+        msg::query(&pull.query.render(Some(PULL_SCHEMA)), &mut self.conns.get(h).out);
+        self.flush_conn(h).await?;
+        let mut merged = Merged::default();
+        self.read_answer(h, &mut merged, true).await?;
+        self.end_on_home(h, merged).await
+    }
+}

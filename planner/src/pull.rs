@@ -1,0 +1,72 @@
+//! Reads no shard can answer alone and no merge step covers (joins across colocation groups or
+//! off the distribution columns, with tables of the default node, window functions, UNION /
+//! INTERSECT / EXCEPT, subqueries over other shards, ...): the coordinator copies the rows of
+//! each distributed table the query reads into a temporary table of the same name on the
+//! default node, where the reference tables and the ordinary tables already are, and the
+//! default node answers the query as written, with those tables qualified by `pg_temp`.
+//! Whole tables move; the answer is PostgreSQL's own.
+
+use sqlparser::ast::Statement;
+
+use crate::names::quote_ident;
+use crate::refs::Refs;
+use crate::route::RelationKind;
+use crate::template::{ShardTemplate, Splicer};
+use crate::text::Source;
+
+/// The schema the final query reads the copies from.
+pub const PULL_SCHEMA: &str = "pg_temp";
+
+/// A read answered on the default node over copies of its distributed tables.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PullPlan {
+    /// Each distributed table the query reads, once.
+    pub tables: Vec<PullTable>,
+    /// The statement; render it with `Some(PULL_SCHEMA)`.
+    pub query: ShardTemplate,
+    /// Why no shard can answer it, for EXPLAIN.
+    pub why: String,
+}
+
+/// One distributed table to copy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PullTable {
+    /// Its colocation group (whose shards hold its rows).
+    pub group: i32,
+    /// The temporary table's name (the table's name, quoted).
+    pub temp_name: String,
+    /// `SELECT * FROM <qualifier>table`: rendered with no schema it reads the shell on the
+    /// default node, with a shard schema the shard's rows.
+    pub rows: ShardTemplate,
+}
+
+/// Plans `stmt` (already known to read distributed tables and write nothing) as a pull, or
+/// says why it cannot be one.
+pub(crate) fn plan(stmt: &Statement, src: &Source<'_>, refs: &Refs, why: &str) -> Result<PullPlan, String> {
+    let Statement::Query(q) = stmt else { return Err(why.to_owned()) };
+    if !q.locks.is_empty() {
+        return Err(format!("{why} (with FOR UPDATE/SHARE)"));
+    }
+    let mut tables: Vec<PullTable> = Vec::new();
+    let mut seen: Vec<(&str, Option<&str>, i32)> = Vec::new();
+    for r in &refs.tables {
+        let Some(RelationKind::Distributed { group, .. }) = &r.kind else { continue };
+        let schema = r.schema.as_deref();
+        match seen.iter().find(|(name, _, _)| *name == r.name) {
+            Some((_, s, g)) if *g == *group && s.unwrap_or("public") == schema.unwrap_or("public") => continue,
+            Some(_) => return Err(format!("{why} (two distributed tables named \"{}\")", r.name)),
+            None => seen.push((&r.name, schema, *group)),
+        }
+        let qualifier = &src.sql[r.qualifier.clone()];
+        let quoted = quote_ident(&r.name);
+        let text = format!("SELECT * FROM {qualifier}{quoted}");
+        let start = "SELECT * FROM ".len();
+        let rows = Splicer::new(&text, vec![start..start + qualifier.len()]).whole();
+        tables.push(PullTable { group: *group, temp_name: quoted, rows });
+    }
+    if tables.is_empty() {
+        return Err(why.to_owned());
+    }
+    let query = Splicer::new(src.sql, refs.qualifiers()).whole();
+    Ok(PullPlan { tables, query, why: why.to_owned() })
+}
