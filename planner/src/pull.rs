@@ -61,7 +61,7 @@ pub(crate) fn plan(stmt: &Statement, src: &Source<'_>, refs: &Refs, why: &str) -
         let quoted = quote_ident(&r.name);
         let text = format!("SELECT * FROM {qualifier}{quoted}");
         let start = "SELECT * FROM ".len();
-        let rows = Splicer::new(&text, vec![start..start + qualifier.len()]).whole();
+        let rows = Splicer::new(&text, std::iter::once(start..start + qualifier.len()).collect()).whole();
         tables.push(PullTable { group: *group, temp_name: quoted, rows });
     }
     if tables.is_empty() {

@@ -92,6 +92,26 @@ fn extended_protocol_over_several_shards_answers_as_postgres() {
 
         let scenarios: Vec<(&str, Wire, usize)> = vec![
             (
+                "join off the distribution column, answered over copies, portal described",
+                Wire::default()
+                    .parse("", "SELECT a.id, b.note FROM t a JOIN t b ON b.id = a.w WHERE a.id < $1 ORDER BY 1, 2", &[])
+                    .bind("", "", &[], &[Some(b"20")], &[])
+                    .describe(b'P', "")
+                    .execute("", 0)
+                    .sync(),
+                1,
+            ),
+            (
+                "window function over several shards, statement described",
+                Wire::default()
+                    .parse("win", "SELECT id, rank() OVER (PARTITION BY w ORDER BY id) FROM t WHERE id < $1 ORDER BY id", &[23])
+                    .describe(b'S', "win")
+                    .bind("", "win", &[], &[Some(b"15")], &[])
+                    .execute("", 0)
+                    .sync(),
+                1,
+            ),
+            (
                 "aggregate over every shard, unnamed statement",
                 Wire::default()
                     .parse("", "SELECT w, count(*), max(note) FROM t WHERE id > $1 GROUP BY w ORDER BY w", &[])
@@ -236,5 +256,23 @@ fn extended_protocol_over_several_shards_answers_as_postgres() {
         assert_eq!((checked, misplaced), (count, 0));
         let rows = client.query("SELECT recover_prepared_transactions()", &[]).await.unwrap();
         assert!(rows.is_empty(), "nothing was left prepared");
+
+        // Binary results of statements answered by a final query on the default node
+        // (aggregates, sorts, reads over copies), as tokio-postgres asks for them.
+        let mut answers = Vec::new();
+        for dsn in [plain.dsn("postgres"), cluster.dsn("postgres")] {
+            let client = pgshard_tests::connect(&dsn).await.unwrap();
+            let row = client.query_one("SELECT count(*), sum(id), max(note) FROM t", &[]).await.unwrap();
+            let totals: (i64, i64, String) = (row.get(0), row.get(1), row.get(2));
+            let sorted = client.query("SELECT id, note FROM t ORDER BY note DESC, id LIMIT 4", &[]).await.unwrap();
+            let sorted: Vec<(i32, String)> = sorted.iter().map(|r| (r.get(0), r.get(1))).collect();
+            let by_id = client.query("SELECT id FROM t ORDER BY id DESC LIMIT 3", &[]).await.unwrap();
+            let by_id: Vec<i32> = by_id.iter().map(|r| r.get(0)).collect();
+            let joined = client.query("SELECT a.id, b.note FROM t a JOIN t b ON b.id = a.w WHERE a.id < 12 ORDER BY 1", &[]).await.unwrap();
+            let joined: Vec<(i32, String)> = joined.iter().map(|r| (r.get(0), r.get(1))).collect();
+            answers.push((totals, sorted, by_id, joined));
+        }
+        assert_eq!(answers[0], answers[1]);
+        assert_eq!(answers[0].3.len(), 10, "ids 1..11 whose w is an id (w = 0 is none)");
     });
 }

@@ -102,7 +102,8 @@ pub(super) enum Action {
     /// Fail the request with this error.
     Fail(CoordError),
     /// Answer a Describe of a statement's result columns from PostgreSQL's Describe on home.
-    DescribeHome { sql: String, types: Vec<u32> },
+    /// `statement`: a statement's Describe (ParameterDescription first), else a portal's.
+    DescribeHome { sql: String, types: Vec<u32>, statement: bool },
     /// Run a local portal.
     RunLocal(Arc<LocalPortal>),
 }
@@ -183,10 +184,10 @@ impl Session {
                     self.close_segment(&mut seg).await?;
                     self.fail_request(e, &mut failed_here).await?;
                 }
-                Action::DescribeHome { sql, types } => {
+                Action::DescribeHome { sql, types, statement } => {
                     self.close_segment(&mut seg).await?;
                     if !self.statements.skipping {
-                        self.describe_on_home_for_client(&sql, &types).await?;
+                        self.describe_on_home_for_client(&sql, &types, statement).await?;
                     }
                 }
                 Action::Txn(cmd) => {
@@ -342,6 +343,10 @@ impl Session {
                             msg::parameter_description(&[], o);
                             msg::empty(b'n', o);
                         })),
+                        // A read over copies has the columns PostgreSQL gives it over the shells.
+                        Some(Stmt { kind: StmtKind::Planned(plan), sql, types, .. }) if matches!(**plan, Plan::Pull(_)) => {
+                            Action::DescribeHome { sql: sql.clone(), types: types.clone(), statement: true }
+                        }
                         Some(Stmt { kind: StmtKind::Planned(plan), sql, types, .. }) => {
                             Action::Answer(local::describe_planned(plan, sql, types, true))
                         }
@@ -352,8 +357,10 @@ impl Session {
                         Some(PortalAt::Conn(i)) => send(*i, m, Unit::DescribePortal),
                         Some(PortalAt::Txn(_)) => answer(b'n'),
                         Some(PortalAt::Local(p)) => match &p.planned {
-                            Some(plan) => Action::Answer(local::describe_planned(plan, &p.stmt_sql, &[], false)),
-                            None => Action::DescribeHome { sql: p.stmt_sql.clone(), types: p.types.clone() },
+                            Some(plan) if !matches!(**plan, Plan::Pull(_)) => {
+                                Action::Answer(local::describe_planned(plan, &p.stmt_sql, &[], false))
+                            }
+                            _ => Action::DescribeHome { sql: p.stmt_sql.clone(), types: p.types.clone(), statement: false },
                         },
                         None => send(0, m, Unit::DescribePortal),
                     }

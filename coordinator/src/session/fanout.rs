@@ -78,7 +78,7 @@ impl Session {
             Plan::Shards(sp) => return self.run_shards_simple(&catalog, &sp).await,
             Plan::CopyIn(c) => return self.run_copy_in(&catalog, &c).await,
             Plan::Explain(e) => return self.run_explain(&catalog, &e).await,
-            Plan::Pull(p) => return self.pull_or_refuse(&catalog, &p).await,
+            Plan::Pull(p) => return self.pull_on_home(&catalog, &p).await,
             Plan::DefaultNode | Plan::Unsupported(_) => {
                 Err(CoordError::Protocol("internal: a default-node plan reached the shard executor".into()))
             }
@@ -104,6 +104,9 @@ impl Session {
         let writes = if write { Writes::Yes } else { Writes::Unknown };
         if let [shard] = routed.shards.as_slice() {
             let sql = sp.single.render(Some(&shard.schema_name()));
+            if self.wants_binary() {
+                return self.refuse(super::local::binary_results_refused()).await;
+            }
             if self.extended {
                 // A local portal answers in the extended protocol's form.
                 return self.fan_out(catalog, vec![(shard.node, sql)], write.then_some(writes), true).await;
@@ -117,11 +120,14 @@ impl Session {
         }
         let multi = match (&sp.multi, &sp.pull) {
             (Ok(m), _) => m,
-            (Err(_), Some(pull)) => return self.pull_or_refuse(catalog, pull).await,
+            (Err(_), Some(pull)) => return self.pull_on_home(catalog, pull).await,
             (Err(why), None) => return self.refuse(CoordError::Unsupported(why.clone())).await,
         };
         match &multi.merge {
             MergeStep::Concat => {
+                if self.wants_binary() {
+                    return self.refuse(super::local::binary_results_refused()).await;
+                }
                 let mut per_node: Vec<(NodeId, String)> = Vec::new();
                 for (at, shard) in routed.shards.iter().enumerate() {
                     push_statement(&mut per_node, shard.node, plan::shard_statement(sp, multi, &routed, at));
@@ -130,7 +136,8 @@ impl Session {
                 self.fan_out(catalog, per_node, write.then_some(Writes::Unknown), true).await
             }
             MergeStep::Sort { keys, limit, offset, junk } => {
-                if self.sort_merge(catalog, multi, keys, *limit, *offset, *junk, &routed.shards).await? {
+                // Binary results come from a final query on home; the streaming merge relays text.
+                if !self.wants_binary() && self.sort_merge(catalog, multi, keys, *limit, *offset, *junk, &routed.shards).await? {
                     return Ok(());
                 }
                 self.merge_on_home(catalog, multi, &routed.shards).await
@@ -139,13 +146,6 @@ impl Session {
         }
     }
 
-    /// Answers a pull plan, in the simple protocol only for now.
-    async fn pull_or_refuse(&mut self, catalog: &Arc<CatalogSnapshot>, pull: &pgshard_planner::PullPlan) -> Result<(), Interrupted> {
-        if self.extended {
-            return self.refuse(CoordError::Unsupported(format!("{} with the extended protocol", pull.why))).await;
-        }
-        self.pull_on_home(catalog, pull).await
-    }
 
     /// The index of the session's connection to `node`, opened (and set up) on first use.
     pub(super) async fn conn_to(&mut self, catalog: &CatalogSnapshot, node: NodeId) -> Result<usize, CoordError> {
@@ -294,6 +294,30 @@ impl Session {
 
     /// Reads one node's answer to a Query up to ReadyForQuery, forwarding its rows (when
     /// `rows`) and its first RowDescription, and folding its tags and errors into `merged`.
+    /// Whether the running local portal asked for any binary result column.
+    pub(super) fn wants_binary(&self) -> bool {
+        self.extended && self.result_formats.contains(&1)
+    }
+
+    /// Runs the final query of a merge or pull on home (connection `h`) and relays its rows: as
+    /// a simple Query, or bound with the client's result formats when it asked for binary ones.
+    pub(super) async fn final_on_home(&mut self, h: usize, sql: &str) -> Result<Merged, Interrupted> {
+        let binary = self.wants_binary();
+        let out = &mut self.conns.get(h).out;
+        if binary {
+            msg::parse("", sql, &[], out);
+            msg::bind_results("", "", &self.result_formats, out);
+            msg::execute("", out);
+            msg::sync(out);
+        } else {
+            msg::query(sql, out);
+        }
+        self.flush_conn(h).await?;
+        let mut merged = Merged::default();
+        self.read_answer(h, &mut merged, true).await?;
+        Ok(merged)
+    }
+
     pub(super) async fn read_answer(&mut self, i: usize, merged: &mut Merged, rows: bool) -> Result<(), Interrupted> {
         loop {
             let conn = self.conns.get(i);

@@ -21,6 +21,11 @@ use super::route::Decision;
 use super::{Session, msg};
 use crate::error::CoordError;
 
+/// Binary results where the coordinator relays text rows.
+pub(super) fn binary_results_refused() -> CoordError {
+    CoordError::Unsupported("binary results of a statement whose rows several shards send (ask for text results)".into())
+}
+
 /// A portal the coordinator runs itself.
 #[derive(Debug)]
 pub struct LocalPortal {
@@ -32,8 +37,10 @@ pub struct LocalPortal {
     pub sql: String,
     /// The plan of a statement that is not a shard plan (its Describe is known here).
     pub planned: Option<Arc<Plan>>,
-    /// The client asked for binary results, which the coordinator does not produce.
+    /// The client asked for binary results, which only some plans produce.
     pub binary_results: bool,
+    /// The result format codes of the client's Bind.
+    pub result_formats: Vec<i16>,
     /// Rows of several shards concatenated: each shard binds the client's parameters itself.
     pub bound: Option<Bound>,
 }
@@ -115,6 +122,7 @@ impl Session {
             sql,
             planned,
             binary_results: b.result_formats.contains(&1),
+            result_formats: b.result_formats.clone(),
             bound: None,
         };
         self.insert_local_portal(b.portal, Arc::new(portal));
@@ -129,6 +137,7 @@ impl Session {
             sql: String::new(),
             planned: None,
             binary_results: false,
+            result_formats: Vec::new(),
             bound: Some(bound),
         };
         self.insert_local_portal(b.portal, Arc::new(portal));
@@ -188,7 +197,7 @@ impl Session {
     }
 
     /// Answers a Describe of a local portal's columns with PostgreSQL's own, from home.
-    pub(super) async fn describe_on_home_for_client(&mut self, sql: &str, types: &[u32]) -> Result<(), Interrupted> {
+    pub(super) async fn describe_on_home_for_client(&mut self, sql: &str, types: &[u32], statement: bool) -> Result<(), Interrupted> {
         let home = self.conns.get(0);
         msg::parse(NAME, sql, types, &mut home.out);
         msg::describe_statement(NAME, &mut home.out);
@@ -201,6 +210,7 @@ impl Session {
                 self.conns.get(0).recv().await?;
             match tag {
                 b'T' | b'n' => self.push(&m).await?,
+                b't' if statement => self.push(&m).await?,
                 b'E' => {
                     self.push(&m).await?;
                     self.skip_to_sync();
@@ -219,6 +229,7 @@ impl Session {
         let done = self.run_local_inner(p).await;
         self.extended = false;
         self.binary_results = false;
+        self.result_formats.clear();
         done?;
         Ok(self.skipping())
     }
@@ -231,14 +242,17 @@ impl Session {
         // functions answer in binary when asked.
         let any_format = matches!(p.planned.as_deref(), Some(Plan::CopyIn(_) | Plan::Ddl(_) | Plan::Function(_)));
         self.binary_results = p.binary_results;
-        if p.binary_results && !any_format {
-            let e = CoordError::Unsupported("binary results of a statement that reaches several shards or that pgshard runs itself".into());
-            return self.answer_error(&e).await;
-        }
+        self.result_formats.clone_from(&p.result_formats);
         let decision = match self.decide(&p.sql).await {
             Ok(d) => d,
             Err(e) => return self.answer_error(&e).await,
         };
+        // Shard plans and reads over copies check the formats where they answer (a final
+        // query on the default node answers in any format).
+        let checked_later = matches!(&decision, Decision::Plan(_, plan) if matches!(**plan, Plan::Shards(_) | Plan::Pull(_)));
+        if p.binary_results && !any_format && !checked_later {
+            return self.answer_error(&binary_results_refused()).await;
+        }
         match decision {
             Decision::Plan(catalog, plan) => self.run_plan_simple(catalog, *plan, &p.sql).await,
             Decision::Refuse(why) => self.answer_error(&CoordError::Unsupported(why)).await,

@@ -119,10 +119,7 @@ impl Session {
         if let Some(e) = self.copy_shards_to_home(catalog, &multi.fragment, TABLE, shards, h).await? {
             return self.end_on_home(h, Merged { error: Some(e), ..Merged::default() }).await;
         }
-        msg::query(&final_sql, &mut self.conns.get(h).out);
-        self.flush_conn(h).await?;
-        let mut merged = Merged::default();
-        self.read_answer(h, &mut merged, true).await?;
+        let merged = self.final_on_home(h, &final_sql).await?;
         self.end_on_home(h, merged).await
     }
 

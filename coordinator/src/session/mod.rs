@@ -108,6 +108,7 @@ pub async fn serve(mut stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>,
         extended: false,
         cancel_targets,
         binary_results: false,
+        result_formats: Vec::new(),
     };
     session.shared.backends.register(home_node, session.conns.peek(0).pooled.conn.backend_pid, &session.conns.victim);
     let reason = session.run(pid, secret, shutdown).await;
@@ -215,6 +216,8 @@ pub(crate) struct Session {
     cancel_targets: crate::cancel::CancelTargets,
     /// The local portal running asked for binary results (functions answer in binary then).
     binary_results: bool,
+    /// The running local portal's result format codes.
+    result_formats: Vec<i16>,
 }
 
 impl Session {

@@ -205,6 +205,19 @@ pub fn bind_plain(portal: &str, statement: &str, out: &mut BytesMut) {
     bind_with(portal, statement, &[0, 0, 0, 0, 0, 0], out);
 }
 
+/// Appends a Bind without parameters whose results come in `formats` (a Bind's result format
+/// codes: none for all text, one for all columns, or one per column).
+pub fn bind_results(portal: &str, statement: &str, formats: &[i16], out: &mut BytesMut) {
+    let mut after = BytesMut::with_capacity(6 + 2 * formats.len());
+    after.put_i16(0);
+    after.put_i16(0);
+    after.put_i16(i16::try_from(formats.len()).unwrap_or(i16::MAX));
+    for f in formats {
+        after.put_i16(*f);
+    }
+    bind_with(portal, statement, &after, out);
+}
+
 /// Appends an Execute message fetching every row.
 pub fn execute(portal: &str, out: &mut BytesMut) {
     frame(b'E', out, |o| {

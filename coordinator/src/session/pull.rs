@@ -11,7 +11,7 @@ use pgshard_planner::{PULL_SCHEMA, PullPlan};
 
 use super::fanout::Merged;
 use super::relay::Interrupted;
-use super::{Session, msg};
+use super::Session;
 
 impl Session {
     /// Runs a pull plan and queues its answer.
@@ -39,10 +39,7 @@ impl Session {
                 return self.end_on_home(h, Merged { error: Some(e), ..Merged::default() }).await;
             }
         }
-        msg::query(&pull.query.render(Some(PULL_SCHEMA)), &mut self.conns.get(h).out);
-        self.flush_conn(h).await?;
-        let mut merged = Merged::default();
-        self.read_answer(h, &mut merged, true).await?;
+        let merged = self.final_on_home(h, &pull.query.render(Some(PULL_SCHEMA))).await?;
         self.end_on_home(h, merged).await
     }
 }
