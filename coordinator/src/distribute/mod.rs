@@ -39,6 +39,7 @@ mod mirror;
 mod placement;
 mod recover;
 mod reference;
+mod sequences;
 mod sql;
 mod undistribute;
 mod verify;
