@@ -43,6 +43,9 @@ pub enum Plan {
     Explain(Explain),
     /// A read answered by the default node over copies of its distributed tables.
     Pull(PullPlan),
+    /// INSERT ... SELECT into a distributed table: rows computed on the default node, split
+    /// by shard.
+    InsertSelect(crate::insert_select::InsertSelect),
     /// Refused with SQLSTATE 0A000 and this sentence (what is not supported).
     Unsupported(String),
 }
@@ -482,6 +485,14 @@ fn plan_dml(stmt: &Statement, src: &Source<'_>, rels: &impl Relations) -> Plan {
     if writes.len() > 1 || (matches!(stmt, Statement::Query(_)) && !writes.is_empty()) {
         return Plan::Unsupported("a data-modifying WITH query in a statement over distributed tables".into());
     }
+    if let Statement::Insert(i) = stmt
+        && crate::insert_select::is_insert_select(i)
+        && let Some(target) = writes.first()
+        && let Some(RelationKind::Distributed { column, group }) = &target.kind
+    {
+        return crate::insert_select::plan(i, target, column, *group, src, &refs, rels)
+            .map_or_else(Plan::Unsupported, Plan::InsertSelect);
+    }
     // A read the shards cannot answer is answered on the default node over copies.
     let pull = |why: String| {
         if !writes.is_empty() {
@@ -602,6 +613,14 @@ impl fmt::Display for Plan {
             Plan::CopyIn(c) => write!(f, "copy in group {} field {}: {}", c.group, c.dist_index, c.render("<shard>")),
             Plan::Unsupported(why) => write!(f, "unsupported: {why}"),
             Plan::Pull(p) => write!(f, "pull {} to the default node: {}", p.tables.len(), p.query.render(Some(crate::pull::PULL_SCHEMA))),
+            Plan::InsertSelect(p) => write!(
+                f,
+                "insert into {} ({}) split by shard, pulling {}: {}",
+                p.shell,
+                p.column_list(None),
+                p.sources.len(),
+                p.query.render(Some(crate::pull::PULL_SCHEMA))
+            ),
         }
     }
 }

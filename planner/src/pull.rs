@@ -9,7 +9,7 @@
 use sqlparser::ast::Statement;
 
 use crate::names::quote_ident;
-use crate::refs::Refs;
+use crate::refs::{RelRef, Refs};
 use crate::route::RelationKind;
 use crate::template::{ShardTemplate, Splicer};
 use crate::text::Source;
@@ -40,16 +40,11 @@ pub struct PullTable {
     pub rows: ShardTemplate,
 }
 
-/// Plans `stmt` (already known to read distributed tables and write nothing) as a pull, or
-/// says why it cannot be one.
-pub(crate) fn plan(stmt: &Statement, src: &Source<'_>, refs: &Refs, why: &str) -> Result<PullPlan, String> {
-    let Statement::Query(q) = stmt else { return Err(why.to_owned()) };
-    if !q.locks.is_empty() {
-        return Err(format!("{why} (with FOR UPDATE/SHARE)"));
-    }
+/// One [`PullTable`] per distributed table among `refs` (each table once).
+pub(crate) fn pull_tables<'r>(src: &Source<'_>, refs: impl Iterator<Item = &'r RelRef>, why: &str) -> Result<Vec<PullTable>, String> {
     let mut tables: Vec<PullTable> = Vec::new();
     let mut seen: Vec<(&str, Option<&str>, i32)> = Vec::new();
-    for r in &refs.tables {
+    for r in refs {
         let Some(RelationKind::Distributed { group, .. }) = &r.kind else { continue };
         let schema = r.schema.as_deref();
         match seen.iter().find(|(name, _, _)| *name == r.name) {
@@ -64,6 +59,17 @@ pub(crate) fn plan(stmt: &Statement, src: &Source<'_>, refs: &Refs, why: &str) -
         let rows = Splicer::new(&text, std::iter::once(start..start + qualifier.len()).collect()).whole();
         tables.push(PullTable { group: *group, temp_name: quoted, rows });
     }
+    Ok(tables)
+}
+
+/// Plans `stmt` (already known to read distributed tables and write nothing) as a pull, or
+/// says why it cannot be one.
+pub(crate) fn plan(stmt: &Statement, src: &Source<'_>, refs: &Refs, why: &str) -> Result<PullPlan, String> {
+    let Statement::Query(q) = stmt else { return Err(why.to_owned()) };
+    if !q.locks.is_empty() {
+        return Err(format!("{why} (with FOR UPDATE/SHARE)"));
+    }
+    let tables = pull_tables(src, refs.tables.iter(), why)?;
     if tables.is_empty() {
         return Err(why.to_owned());
     }

@@ -151,7 +151,7 @@ impl Session {
 
     /// Writes whole lines into `shard`, or into every node's copy of a reference table (in
     /// `nodes` order). Returns the first error a node sent.
-    async fn deliver(
+    pub(super) async fn deliver(
         &mut self,
         plan: &CopyIn,
         shard: Option<&pgshard_catalog::Shard>,

@@ -79,6 +79,7 @@ impl Session {
             Plan::CopyIn(c) => return self.run_copy_in(&catalog, &c).await,
             Plan::Explain(e) => return self.run_explain(&catalog, &e).await,
             Plan::Pull(p) => return self.pull_on_home(&catalog, &p).await,
+            Plan::InsertSelect(p) => return self.run_insert_select(&catalog, &p).await,
             Plan::DefaultNode | Plan::Unsupported(_) => {
                 Err(CoordError::Protocol("internal: a default-node plan reached the shard executor".into()))
             }

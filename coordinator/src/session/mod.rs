@@ -38,6 +38,7 @@ mod dispatch;
 mod explain;
 mod extended;
 mod fanout;
+mod insert_select;
 mod local;
 mod merge;
 mod msg;

@@ -269,3 +269,27 @@ fn ddl_that_would_break_distribution_is_refused() {
         "from \"t\", which is not distributed, to a distributed table",
     );
 }
+
+#[test]
+fn insert_select_into_a_distributed_table_is_split_by_shard() {
+    assert_eq!(
+        planned("INSERT INTO orders (o_w_id, o_id) SELECT e_tenant, 7 FROM events WHERE e_tenant > 2;"),
+        "insert into \"orders\" (\"o_w_id\", \"o_id\") split by shard, pulling 1: SELECT e_tenant, 7 FROM pg_temp.events WHERE e_tenant > 2"
+    );
+    assert_eq!(
+        planned("insert into public.orders AS o (o_id, o_w_id) (SELECT o_id + 1, o_w_id FROM orders JOIN accounts ON true)"),
+        "insert into public.\"orders\" (\"o_id\", \"o_w_id\") split by shard, pulling 1: (SELECT o_id + 1, o_w_id FROM pg_temp.orders JOIN accounts ON true)"
+    );
+    match plan_sql("INSERT INTO orders (o_id, o_w_id) SELECT a, b FROM accounts", &Catalog) {
+        Plan::InsertSelect(p) => {
+            assert_eq!(p.target.dist_index, 1);
+            assert_eq!(p.target.columns.as_deref(), Some(&["o_id".to_owned(), "o_w_id".to_owned()][..]));
+            assert!(p.sources.is_empty());
+            assert_eq!(p.target.render("pgshard_g1_s0"), "COPY \"pgshard_g1_s0\".\"orders\" (\"o_id\", \"o_w_id\") FROM STDIN (FORMAT text, DELIMITER '\t', NULL '\\N')");
+        }
+        other => panic!("{other}"),
+    }
+    refused("INSERT INTO orders (o_id) SELECT 1", "without a value for its distribution column \"o_w_id\"");
+    refused("INSERT INTO orders (o_id, o_w_id) SELECT a, b FROM accounts WHERE true ON CONFLICT DO NOTHING", "ON CONFLICT");
+    refused("INSERT INTO orders (o_id, o_w_id) SELECT 1, 2 RETURNING o_id", "RETURNING");
+}

@@ -1,0 +1,181 @@
+//! INSERT ... SELECT into a distributed table (see the planner's `insert_select`): on a scratch
+//! connection to home, in a transaction of its own, the distributed tables the query reads are
+//! copied into temporary tables, the query's rows go into a temporary table shaped like the
+//! insert's columns (PostgreSQL casts them as its INSERT would), and that table is read back as
+//! text COPY, split by shard and copied into the shards by the session's connections, in the
+//! client's block or an implicit one (atomic across nodes).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use pgshard_catalog::{CatalogSnapshot, ColocationId, NodeId, Shard};
+use pgshard_planner::{InsertSelect, PULL_SCHEMA};
+use tokio_postgres::error::SqlState;
+
+use super::fanout::Merged;
+use super::relay::Interrupted;
+use super::txn::Writes;
+use super::{Session, msg};
+use crate::distribute::copy::ShardRouter;
+use crate::error::CoordError;
+
+const STAGE: &str = "pg_temp.pgshard_insert";
+
+impl Session {
+    /// Runs an INSERT ... SELECT into a distributed table and queues its answer.
+    pub(super) async fn run_insert_select(&mut self, catalog: &Arc<CatalogSnapshot>, plan: &InsertSelect) -> Result<(), Interrupted> {
+        // Without a column list the query fills the table's first columns, as many as it
+        // returns (PostgreSQL's Describe over the shells says how many).
+        let mut plan = plan.clone();
+        if !plan.listed {
+            let n = match self.describe_on_home(&plan.query.render(None)).await? {
+                Ok(description) => msg::row_description_names(&description).map_err(Interrupted::Protocol)?.len(),
+                Err(e) => return self.finish_merged(&Merged { error: Some(e), ..Merged::default() }),
+            };
+            if let Some(columns) = plan.target.columns.as_mut() {
+                columns.truncate(n.max(1));
+            }
+            if plan.target.dist_index >= n {
+                let table = &plan.target.table;
+                return self.refuse(CoordError::Unsupported(format!("INSERT ... SELECT into \"{table}\" without a value for its distribution column"))).await;
+            }
+        }
+        let plan = &plan;
+        let columns = plan.column_list(None);
+        let home = self.conns.get(0).node;
+        let h = match self.scratch_to(catalog, home).await {
+            Ok(h) => h,
+            Err(e) => return self.refuse(e).await,
+        };
+        let mut setup = vec!["BEGIN".to_owned()];
+        for t in &plan.sources {
+            setup.push(format!("CREATE TEMPORARY TABLE {} ON COMMIT DROP AS {} WITH NO DATA", t.temp_name, t.rows.render(None)));
+        }
+        setup.push(format!(
+            "CREATE TEMPORARY TABLE pgshard_insert ON COMMIT DROP AS SELECT {columns} FROM {} WITH NO DATA",
+            plan.shell
+        ));
+        if let (_, Some(e)) = self.rows_on(h, &setup.join(";\n")).await? {
+            return self.insert_select_failed(h, e).await;
+        }
+        for t in &plan.sources {
+            let shards: Vec<&Shard> = catalog.shards_of(ColocationId(t.group)).iter().collect();
+            let table = format!("{PULL_SCHEMA}.{}", t.temp_name);
+            if let Some(e) = self.copy_shards_to_home(catalog, &t.rows, &table, &shards, h).await? {
+                return self.insert_select_failed(h, e).await;
+            }
+        }
+        let fill = format!("INSERT INTO {STAGE} ({columns}) {}", plan.query.render(Some(PULL_SCHEMA)));
+        if let (_, Some(e)) = self.rows_on(h, &fill).await? {
+            return self.insert_select_failed(h, e).await;
+        }
+        // The rows are staged: split them into the shards.
+        let group = ColocationId(plan.target.group);
+        let Some(g) = catalog.group(group) else {
+            let e = msg::build(|o| msg::error(&CoordError::sql(SqlState::INTERNAL_ERROR, "unknown colocation group"), o));
+            return self.insert_select_failed(h, e).await;
+        };
+        let shards = catalog.shards_of(group);
+        let mut nodes: Vec<(NodeId, usize)> = Vec::new();
+        for s in shards {
+            if nodes.iter().any(|(n, _)| *n == s.node) {
+                continue;
+            }
+            match self.conn_to(catalog, s.node).await {
+                Ok(i) => nodes.push((s.node, i)),
+                Err(e) => return self.insert_select_failed(h, msg::build(|o| msg::error(&e, o))).await,
+            }
+        }
+        let implicit = self.begin_implicit();
+        let conns: Vec<usize> = nodes.iter().map(|(_, i)| *i).collect();
+        let mut failure = self.join_now(&conns, Writes::Yes).await.err();
+        let mut rows = 0u64;
+        if failure.is_none() {
+            let mut router = ShardRouter::new(shards, g.dist_type, plan.target.dist_index);
+            failure = self.stream_staged(plan, h, shards, &nodes, &mut router, &mut rows).await?;
+        }
+        let mut ended = Merged::default();
+        if implicit {
+            ended.error = self.end_implicit(failure.is_none()).await;
+        } else if failure.is_some() {
+            self.fail_block();
+        }
+        let result = match (failure, ended.error) {
+            (Some(e), _) | (None, Some(e)) => Merged { error: Some(e), ..Merged::default() },
+            (None, None) => Merged { verb: Some("INSERT 0".into()), count: rows, ..Merged::default() },
+        };
+        self.end_scratch(h).await?;
+        self.finish_merged(&result)
+    }
+
+    /// Reads the staged rows from `h` as text COPY and copies them into their shards. Returns
+    /// the first error.
+    async fn stream_staged(
+        &mut self,
+        plan: &InsertSelect,
+        h: usize,
+        shards: &[Shard],
+        nodes: &[(NodeId, usize)],
+        router: &mut ShardRouter<'_>,
+        rows: &mut u64,
+    ) -> Result<Option<Bytes>, Interrupted> {
+        msg::query(&format!("COPY {STAGE} TO STDOUT"), &mut self.conns.get(h).out);
+        self.flush_conn(h).await?;
+        let mut failure = None;
+        loop {
+            let (tag, m) = self.conns.get(h).recv().await?;
+            match tag {
+                b'd' if failure.is_none() => {
+                    if let Err(e) = router.route(&m[5..]) {
+                        failure = Some(msg::build(|o| msg::error(&e, o)));
+                        continue;
+                    }
+                    for shard in router.ready() {
+                        let data = router.take(shard);
+                        if let Some(e) = self.deliver(&plan.target, shards.get(shard), nodes, data, rows).await? {
+                            failure = Some(e);
+                            break;
+                        }
+                    }
+                }
+                b'E' => {
+                    failure.get_or_insert(m);
+                }
+                b'Z' => break,
+                _ => {}
+            }
+        }
+        if failure.is_some() {
+            return Ok(failure);
+        }
+        match router.finish() {
+            Ok(left) => {
+                for shard in left {
+                    let data = router.take(shard);
+                    if let Some(e) = self.deliver(&plan.target, shards.get(shard), nodes, data, rows).await? {
+                        return Ok(Some(e));
+                    }
+                }
+                Ok(None)
+            }
+            Err(e) => Ok(Some(msg::build(|o| msg::error(&e, o)))),
+        }
+    }
+
+    /// Ends the staging transaction on the scratch connection (its temporary tables go).
+    async fn end_scratch(&mut self, h: usize) -> Result<(), Interrupted> {
+        if self.conns.get(h).status != b'I' {
+            msg::query("ROLLBACK", &mut self.conns.get(h).out);
+            self.flush_conn(h).await?;
+            let mut ignored = Merged::default();
+            self.read_answer(h, &mut ignored, false).await?;
+        }
+        Ok(())
+    }
+
+    async fn insert_select_failed(&mut self, h: usize, e: Bytes) -> Result<(), Interrupted> {
+        self.end_scratch(h).await?;
+        self.fail_block();
+        self.finish_merged(&Merged { error: Some(e), ..Merged::default() })
+    }
+}

@@ -1,0 +1,131 @@
+//! `INSERT INTO <distributed table> ... SELECT ...` (any query but VALUES): the coordinator
+//! computes the query on the default node (over copies of the distributed tables it reads,
+//! like a read over copies), into a temporary table shaped like the insert's columns so that
+//! PostgreSQL applies its own assignment casts, then streams that table's rows as text COPY,
+//! splits them by the shard of their distribution value and copies them into the shards (the
+//! columns left out take their defaults there). Atomic across nodes like any multi-node write.
+
+use sqlparser::ast::{Insert, SetExpr};
+use sqlparser::tokenizer::Token;
+
+use crate::names::quote_ident;
+use crate::plan::{CopyFormat, CopyIn};
+use crate::pull::{PullTable, pull_tables};
+use crate::refs::{RelRef, Refs};
+use crate::route::{Relations, split_name};
+use crate::template::{ShardTemplate, Splicer};
+use crate::text::Source;
+
+/// An INSERT ... SELECT into a distributed table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InsertSelect {
+    /// How the rows go into the target's shards (text COPY with the insert's columns).
+    pub target: CopyIn,
+    /// The target table as the default node names it (its shell).
+    pub shell: String,
+    /// Whether the INSERT lists its columns; without a list the query fills the table's first
+    /// columns (as many as it returns) and `target.columns` holds them all.
+    pub listed: bool,
+    /// The distributed tables the query reads, copied to the default node first.
+    pub sources: Vec<PullTable>,
+    /// The query; render it with `Some(PULL_SCHEMA)`.
+    pub query: ShardTemplate,
+}
+
+impl InsertSelect {
+    /// The first `n` insert columns (all when `None`), quoted and comma-separated.
+    pub fn column_list(&self, n: Option<usize>) -> String {
+        let all = self.target.columns.as_deref().unwrap_or_default();
+        all.iter().take(n.unwrap_or(all.len())).map(|c| quote_ident(c)).collect::<Vec<_>>().join(", ")
+    }
+}
+
+/// Whether an INSERT's source is a query other than plain VALUES.
+pub(crate) fn is_insert_select(insert: &Insert) -> bool {
+    insert.source.as_deref().is_some_and(|q| {
+        !matches!(q.body.as_ref(), SetExpr::Values(_)) || q.with.is_some() || q.order_by.is_some() || q.limit_clause.is_some()
+    })
+}
+
+/// Plans an INSERT ... SELECT into `target`, distributed on `column` in `group`.
+pub(crate) fn plan(
+    insert: &Insert,
+    target: &RelRef,
+    column: &str,
+    group: i32,
+    src: &Source<'_>,
+    refs: &Refs,
+    rels: &impl Relations,
+) -> Result<InsertSelect, String> {
+    let table = &target.name;
+    if insert.on.is_some() {
+        return Err(format!("INSERT ... SELECT ... ON CONFLICT into the distributed table \"{table}\""));
+    }
+    if insert.returning.is_some() {
+        return Err(format!("INSERT ... SELECT ... RETURNING into the distributed table \"{table}\""));
+    }
+    let columns: Vec<String> = if insert.columns.is_empty() {
+        rels.columns_of(target.schema.as_deref(), table)
+            .ok_or_else(|| format!("INSERT ... SELECT without a column list into \"{table}\", whose columns the planner does not know"))?
+    } else {
+        insert
+            .columns
+            .iter()
+            .map(|c| split_name(c).map(|(_, n)| n).ok_or_else(|| format!("INSERT into \"{table}\" naming a column with a qualifier")))
+            .collect::<Result<_, _>>()?
+    };
+    let dist_index = columns
+        .iter()
+        .position(|c| c == column)
+        .ok_or_else(|| format!("INSERT into \"{table}\" without a value for its distribution column \"{column}\""))?;
+    let start = query_start(src, target).ok_or_else(|| format!("internal: the query of the INSERT into \"{table}\" was not found"))?;
+    let end = src.sql.trim_end().trim_end_matches(';').trim_end().len();
+    let sp = Splicer::new(src.sql, refs.qualifiers().into_iter().filter(|r| r.start >= start).collect());
+    let mut b = sp.builder();
+    b.copy(start..end);
+    let sources = pull_tables(src, refs.tables.iter().filter(|r| r.qualifier.start >= start), "INSERT ... SELECT")?;
+    let shell = format!("{}{}", &src.sql[target.qualifier.clone()], quote_ident(table));
+    Ok(InsertSelect {
+        target: CopyIn {
+            group,
+            table: table.clone(),
+            columns: Some(columns),
+            dist_index,
+            format: CopyFormat::Text { delimiter: '\t', null: "\\N".into() },
+            reference: None,
+        },
+        shell,
+        listed: !insert.columns.is_empty(),
+        sources,
+        query: b.build(),
+    })
+}
+
+/// Byte offset where the INSERT's query starts: after the target's name (and alias) and its
+/// column list.
+fn query_start(src: &Source<'_>, target: &RelRef) -> Option<usize> {
+    let mut i = (0..src.len()).find(|&i| src.pos(i) >= target.qualifier.end)?;
+    // The table name, then an optional alias (`AS a` or `a`) and column list.
+    i += 1;
+    if src.is_kw(i, "as") {
+        i += 2;
+    } else if matches!(src.tok(i).map(|t| &t.token), Some(Token::Word(w)) if !is_query_keyword(&w.value)) {
+        i += 1;
+    }
+    if matches!(src.tok(i).map(|t| &t.token), Some(Token::LParen)) && !starts_query(src, i + 1) {
+        i = src.close_of(i)? + 1;
+    }
+    if src.is_kw(i, "overriding") {
+        i += 3;
+    }
+    Some(src.pos(i))
+}
+
+fn is_query_keyword(word: &str) -> bool {
+    ["select", "with", "values", "table", "default", "overriding"].iter().any(|k| word.eq_ignore_ascii_case(k))
+}
+
+/// Whether token `i` starts a query (a parenthesized query after the table is the source).
+fn starts_query(src: &Source<'_>, i: usize) -> bool {
+    src.is_kw(i, "select") || src.is_kw(i, "with") || src.is_kw(i, "values") || src.is_kw(i, "table")
+}
