@@ -494,11 +494,14 @@ fn plan_dml(stmt: &Statement, src: &Source<'_>, rels: &impl Relations) -> Plan {
             .map_or_else(Plan::Unsupported, Plan::InsertSelect);
     }
     // A read the shards cannot answer is answered on the default node over copies.
+    // A read the shards cannot answer, or a write to an ordinary table (which lives on the
+    // default node) that reads distributed tables, is answered on the default node over copies.
+    let local_write = !writes.is_empty() && writes.iter().all(|w| w.kind.is_none());
     let pull = |why: String| {
-        if !writes.is_empty() {
+        if !writes.is_empty() && !local_write {
             return Plan::Unsupported(why);
         }
-        crate::pull::plan(stmt, src, &refs, &why).map_or_else(Plan::Unsupported, Plan::Pull)
+        crate::pull::plan(stmt, src, &refs, &why, local_write).map_or_else(Plan::Unsupported, Plan::Pull)
     };
     if let Some(local) = refs.tables.iter().find(|r| r.kind.is_none()) {
         return pull(format!(
@@ -519,7 +522,7 @@ fn plan_dml(stmt: &Statement, src: &Source<'_>, rels: &impl Relations) -> Plan {
     match shard::plan(stmt, group(first), src, &refs, rels) {
         Ok(mut p) => {
             if let (Err(why), true) = (&p.multi, writes.is_empty()) {
-                p.pull = crate::pull::plan(stmt, src, &refs, why).ok();
+                p.pull = crate::pull::plan(stmt, src, &refs, why, false).ok();
             }
             Plan::Shards(p)
         }

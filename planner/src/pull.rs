@@ -26,6 +26,10 @@ pub struct PullPlan {
     pub query: ShardTemplate,
     /// Why no shard can answer it, for EXPLAIN.
     pub why: String,
+    /// The statement writes an ordinary table of the default node (INSERT, UPDATE or DELETE
+    /// reading distributed tables): it commits with the copies' transaction, so it cannot run
+    /// inside a client's transaction block.
+    pub writes: bool,
 }
 
 /// One distributed table to copy.
@@ -62,17 +66,19 @@ pub(crate) fn pull_tables<'r>(src: &Source<'_>, refs: impl Iterator<Item = &'r R
     Ok(tables)
 }
 
-/// Plans `stmt` (already known to read distributed tables and write nothing) as a pull, or
-/// says why it cannot be one.
-pub(crate) fn plan(stmt: &Statement, src: &Source<'_>, refs: &Refs, why: &str) -> Result<PullPlan, String> {
-    let Statement::Query(q) = stmt else { return Err(why.to_owned()) };
-    if !q.locks.is_empty() {
-        return Err(format!("{why} (with FOR UPDATE/SHARE)"));
+/// Plans `stmt` (already known to read distributed tables, and to write nothing or, with
+/// `local_write`, only ordinary tables) as a pull, or says why it cannot be one.
+pub(crate) fn plan(stmt: &Statement, src: &Source<'_>, refs: &Refs, why: &str, local_write: bool) -> Result<PullPlan, String> {
+    match stmt {
+        Statement::Query(q) if !q.locks.is_empty() => return Err(format!("{why} (with FOR UPDATE/SHARE)")),
+        Statement::Query(_) => {}
+        Statement::Insert(_) | Statement::Update(_) | Statement::Delete(_) if local_write => {}
+        _ => return Err(why.to_owned()),
     }
     let tables = pull_tables(src, refs.tables.iter(), why)?;
     if tables.is_empty() {
         return Err(why.to_owned());
     }
     let query = Splicer::new(src.sql, refs.qualifiers()).whole();
-    Ok(PullPlan { tables, query, why: why.to_owned() })
+    Ok(PullPlan { tables, query, why: why.to_owned(), writes: local_write })
 }

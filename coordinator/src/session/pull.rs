@@ -12,10 +12,16 @@ use pgshard_planner::{PULL_SCHEMA, PullPlan};
 use super::fanout::Merged;
 use super::relay::Interrupted;
 use super::Session;
+use super::txn::TxnState;
+use crate::error::CoordError;
 
 impl Session {
     /// Runs a pull plan and queues its answer.
     pub(super) async fn pull_on_home(&mut self, catalog: &Arc<CatalogSnapshot>, pull: &PullPlan) -> Result<(), Interrupted> {
+        if pull.writes && !matches!(self.txn, TxnState::Idle) {
+            let e = CoordError::Unsupported(format!("{} inside a transaction block (a write to an ordinary table that reads distributed tables)", pull.why));
+            return self.answer_error(&e).await;
+        }
         let h = match self.merge_conn(catalog).await {
             Ok(h) => h,
             Err(e) => return self.answer_error(&e).await,

@@ -139,6 +139,11 @@ fn reads_across_groups_or_with_other_tables_are_answered_over_copies() {
     refused("SELECT * FROM orders JOIN accounts ON true FOR UPDATE", "FOR UPDATE/SHARE");
     refused("WITH d AS (DELETE FROM orders WHERE o_w_id = 1 RETURNING *) SELECT * FROM d", "data-modifying WITH");
     refused("UPDATE orders SET amount = 0 FROM accounts WHERE accounts.id = orders.o_id", "with \"accounts\"");
+    // A write to an ordinary table that reads distributed ones runs on the default node.
+    assert_eq!(
+        planned("INSERT INTO accounts SELECT o_id, o_w_id FROM orders"),
+        "pull 1 to the default node: INSERT INTO accounts SELECT o_id, o_w_id FROM pg_temp.orders"
+    );
 }
 
 #[test]
