@@ -57,6 +57,7 @@ fn run() -> anyhow::Result<bool> {
             total.queries += report.queries;
             total.matched += report.matched;
             total.both_failed += report.both_failed;
+            total.writes += report.writes;
             for (why, n) in report.refused {
                 *total.refused.entry(why).or_default() += n;
             }

@@ -186,6 +186,8 @@ pub struct Query {
     pub sql: String,
     /// The rows come in a defined order (ORDER BY every output column).
     pub ordered: bool,
+    /// A write: afterwards the contents of this table are compared.
+    pub writes: Option<String>,
 }
 
 /// Generates queries over a schema.
@@ -221,6 +223,9 @@ impl<'a> QueryGen<'a> {
 
     /// One random query.
     pub fn query(&self, rng: &mut Rng) -> Query {
+        if rng.chance(12) {
+            return self.write(rng);
+        }
         match rng.below(10) {
             0 | 1 => self.select(rng),
             2 | 3 => self.aggregate(rng),
@@ -307,7 +312,7 @@ impl<'a> QueryGen<'a> {
         let s = Source { table: self.table(rng, 70), alias: "t".into() };
         let cols = self.columns(rng, &s);
         let (order, ordered) = Self::order(rng, cols.len());
-        Query { sql: format!("SELECT {} FROM {} t{}{order}", cols.join(", "), s.table.name, self.where_clause(rng, &s)), ordered }
+        Query { sql: format!("SELECT {} FROM {} t{}{order}", cols.join(", "), s.table.name, self.where_clause(rng, &s)), ordered, writes: None }
     }
 
     fn aggregate_expr(rng: &mut Rng, s: &Source<'_>) -> String {
@@ -334,7 +339,7 @@ impl<'a> QueryGen<'a> {
         let aggs: Vec<String> = (0..1 + rng.below(3)).map(|_| Self::aggregate_expr(rng, &s)).collect();
         let filter = self.where_clause(rng, &s);
         if rng.chance(40) {
-            return Query { sql: format!("SELECT {} FROM {} t{filter}", aggs.join(", "), s.table.name), ordered: false };
+            return Query { sql: format!("SELECT {} FROM {} t{filter}", aggs.join(", "), s.table.name), ordered: false, writes: None };
         }
         let group = s.col(&s.table.columns[rng.below(s.table.columns.len())].0);
         let having = if rng.chance(30) { format!(" HAVING count(*) > {}", rng.below(4)) } else { String::new() };
@@ -342,6 +347,7 @@ impl<'a> QueryGen<'a> {
         Query {
             sql: format!("SELECT {group}, {} FROM {} t{filter} GROUP BY {group}{having}{order}", aggs.join(", "), s.table.name),
             ordered,
+            writes: None,
         }
     }
 
@@ -367,6 +373,7 @@ impl<'a> QueryGen<'a> {
                     right.col(rcol)
                 ),
                 ordered: false,
+                writes: None,
             };
         }
         let (order, ordered) = Self::order(rng, cols.len());
@@ -380,6 +387,7 @@ impl<'a> QueryGen<'a> {
                 right.col(rcol)
             ),
             ordered,
+            writes: None,
         }
     }
 
@@ -398,7 +406,7 @@ impl<'a> QueryGen<'a> {
         };
         let cols = self.columns(rng, &outer);
         let (order, ordered) = Self::order(rng, cols.len());
-        Query { sql: format!("SELECT {} FROM {} t WHERE {condition}{order}", cols.join(", "), outer.table.name), ordered }
+        Query { sql: format!("SELECT {} FROM {} t WHERE {condition}{order}", cols.join(", "), outer.table.name), ordered, writes: None }
     }
 
     fn set_operation(&self, rng: &mut Rng) -> Query {
@@ -410,6 +418,7 @@ impl<'a> QueryGen<'a> {
         Query {
             sql: format!("SELECT t.k, t.a FROM {} t{fa} {op} SELECT t.k, t.a FROM {} t{fb}{order}", a.table.name, b.table.name),
             ordered,
+            writes: None,
         }
     }
 
@@ -422,7 +431,32 @@ impl<'a> QueryGen<'a> {
         Query {
             sql: format!("SELECT t.k, t.a, {f} OVER (PARTITION BY {partition}) FROM {} t{filter}{order}", s.table.name),
             ordered,
+            writes: None,
         }
+    }
+
+    /// INSERT ... SELECT into a distributed table from another table, or an UPDATE or DELETE of
+    /// one; its table's rows are compared afterwards.
+    fn write(&self, rng: &mut Rng) -> Query {
+        let d: Vec<&Table> = self.schema.tables.iter().filter(|t| t.placement == Placement::Distributed).collect();
+        let target = d[rng.below(d.len())];
+        let t = Source { table: target, alias: "t".into() };
+        let sql = match rng.below(4) {
+            0 | 1 => {
+                let others: Vec<&Table> = self.schema.tables.iter().filter(|x| x.name != target.name).collect();
+                let from = others[rng.below(others.len())];
+                let s = Source { table: from, alias: "s".into() };
+                let ints = from.ints();
+                // The key never NULL (a NULL distribution value is refused), the rest as found.
+                let key = format!("coalesce({}, 0)", s.col(ints[rng.below(ints.len())]));
+                let a = s.col(ints[rng.below(ints.len())]);
+                let text = from.of_kind(Kind::Text).first().map_or("NULL".to_owned(), |c| s.col(c));
+                format!("INSERT INTO {} (k, a, c) SELECT {key}, {a}, {text} FROM {} s{}", target.name, from.name, self.where_clause(rng, &s))
+            }
+            2 => format!("UPDATE {} t SET b = coalesce(t.b, 0) + 1, c = 'u'{}", target.name, self.where_clause(rng, &t)),
+            _ => format!("DELETE FROM {} t{}", target.name, self.where_clause(rng, &t)),
+        };
+        Query { sql, ordered: false, writes: Some(target.name.clone()) }
     }
 
     fn distinct(&self, rng: &mut Rng) -> Query {
@@ -432,6 +466,7 @@ impl<'a> QueryGen<'a> {
         Query {
             sql: format!("SELECT DISTINCT {} FROM {} t{}{order}", cols.join(", "), s.table.name, self.where_clause(rng, &s)),
             ordered,
+            writes: None,
         }
     }
 }

@@ -74,6 +74,8 @@ pub struct Report {
     pub matched: usize,
     /// Same error on both sides.
     pub both_failed: usize,
+    /// Writes (INSERT ... SELECT, UPDATE, DELETE) after which the table's rows were compared.
+    pub writes: usize,
     /// Refused by pgshard with 0A000, by message.
     pub refused: BTreeMap<String, usize>,
     /// Wrong answers (or errors where PostgreSQL answers).
@@ -91,8 +93,9 @@ impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "{} queries: {} same rows, {} same error, {} refused (0A000), {} mismatches",
+            "{} queries ({} writes, each followed by a comparison of its table): {} same rows, {} same error, {} refused (0A000), {} mismatches",
             self.queries,
+            self.writes,
             self.matched,
             self.both_failed,
             self.refusals(),
@@ -153,7 +156,16 @@ pub async fn run(plain: &Client, pgshard: &Client, seed: u64, queries: usize, mu
                     report.both_failed += 1;
                 }
             }
-            _ => report.mismatches.push(Mismatch { sql: q.sql, plain: a, pgshard: b }),
+            _ => report.mismatches.push(Mismatch { sql: q.sql.clone(), plain: a, pgshard: b }),
+        }
+        // After a write both sides must hold the same rows.
+        if let Some(table) = &q.writes {
+            report.writes += 1;
+            let check = format!("SELECT * FROM {table}");
+            let (a, b) = (outcome(plain, &check).await, outcome(pgshard, &check).await);
+            if !same(&a, &b, false) {
+                report.mismatches.push(Mismatch { sql: format!("{}; then {check}", q.sql), plain: a, pgshard: b });
+            }
         }
         progress(&report);
     }
