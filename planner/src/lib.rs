@@ -24,6 +24,7 @@ mod refs;
 pub mod route;
 mod shard;
 mod sort;
+mod substitute;
 mod template;
 #[cfg(test)]
 mod testing;
@@ -40,6 +41,7 @@ pub use plan::{CopyFormat, CopyIn, Explain, Plan, plan_sql};
 pub use pull::{PULL_SCHEMA, PullPlan, PullTable};
 pub use route::{DistKey, RelationKind, Relations};
 pub use shard::{ShardPlan, StmtKind, Targets};
+pub use substitute::{Substitute, Subquery};
 pub use template::ShardTemplate;
 
 use std::fmt;

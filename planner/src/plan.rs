@@ -46,6 +46,9 @@ pub enum Plan {
     /// INSERT ... SELECT into a distributed table: rows computed on the default node, split
     /// by shard.
     InsertSelect(crate::insert_select::InsertSelect),
+    /// UPDATE or DELETE of a distributed table whose subqueries are answered first, then
+    /// planned again with their rows written in.
+    Substitute(crate::substitute::Substitute),
     /// Refused with SQLSTATE 0A000 and this sentence (what is not supported).
     Unsupported(String),
 }
@@ -497,7 +500,11 @@ fn plan_dml(stmt: &Statement, src: &Source<'_>, rels: &impl Relations) -> Plan {
     // A read the shards cannot answer, or a write to an ordinary table (which lives on the
     // default node) that reads distributed tables, is answered on the default node over copies.
     let local_write = !writes.is_empty() && writes.iter().all(|w| w.kind.is_none());
+    let distributed_write = !writes.is_empty() && writes.iter().all(|w| w.is_distributed());
     let pull = |why: String| {
+        if distributed_write {
+            return crate::substitute::plan(stmt, src, &refs, &why).map_or_else(Plan::Unsupported, Plan::Substitute);
+        }
         if !writes.is_empty() && !local_write {
             return Plan::Unsupported(why);
         }
@@ -616,6 +623,10 @@ impl fmt::Display for Plan {
             Plan::CopyIn(c) => write!(f, "copy in group {} field {}: {}", c.group, c.dist_index, c.render("<shard>")),
             Plan::Unsupported(why) => write!(f, "unsupported: {why}"),
             Plan::Pull(p) => write!(f, "pull {} to the default node: {}", p.tables.len(), p.query.render(Some(crate::pull::PULL_SCHEMA))),
+            Plan::Substitute(p) => {
+                let subs: Vec<String> = p.subqueries.iter().map(|s| s.query.render(Some(crate::pull::PULL_SCHEMA))).collect();
+                write!(f, "answer first, then plan again: {}", subs.join(" | "))
+            }
             Plan::InsertSelect(p) => write!(
                 f,
                 "insert into {} ({}) split by shard, pulling {}: {}",

@@ -80,6 +80,7 @@ impl Session {
             Plan::Explain(e) => return self.run_explain(&catalog, &e).await,
             Plan::Pull(p) => return self.pull_on_home(&catalog, &p).await,
             Plan::InsertSelect(p) => return self.run_insert_select(&catalog, &p).await,
+            Plan::Substitute(p) => return self.run_substitute(&catalog, &p).await,
             Plan::DefaultNode | Plan::Unsupported(_) => {
                 Err(CoordError::Protocol("internal: a default-node plan reached the shard executor".into()))
             }
@@ -293,8 +294,6 @@ impl Session {
         Ok(())
     }
 
-    /// Reads one node's answer to a Query up to ReadyForQuery, forwarding its rows (when
-    /// `rows`) and its first RowDescription, and folding its tags and errors into `merged`.
     /// Whether the running local portal asked for any binary result column.
     pub(super) fn wants_binary(&self) -> bool {
         self.extended && self.result_formats.contains(&1)
@@ -319,6 +318,8 @@ impl Session {
         Ok(merged)
     }
 
+    /// Reads one node's answer to a Query up to ReadyForQuery, forwarding its rows (when
+    /// `rows`) and its first RowDescription, and folding its tags and errors into `merged`.
     pub(super) async fn read_answer(&mut self, i: usize, merged: &mut Merged, rows: bool) -> Result<(), Interrupted> {
         loop {
             let conn = self.conns.get(i);

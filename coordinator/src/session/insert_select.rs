@@ -163,7 +163,7 @@ impl Session {
     }
 
     /// Ends the staging transaction on the scratch connection (its temporary tables go).
-    async fn end_scratch(&mut self, h: usize) -> Result<(), Interrupted> {
+    pub(super) async fn end_scratch(&mut self, h: usize) -> Result<(), Interrupted> {
         if self.conns.get(h).status != b'I' {
             msg::query("ROLLBACK", &mut self.conns.get(h).out);
             self.flush_conn(h).await?;

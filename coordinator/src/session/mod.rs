@@ -50,6 +50,7 @@ mod route;
 pub(crate) mod shape;
 mod simple;
 mod sortmerge;
+mod substitute;
 mod txn;
 
 use client::{ClientIo, READ_CHUNK};

@@ -298,3 +298,24 @@ fn insert_select_into_a_distributed_table_is_split_by_shard() {
     refused("INSERT INTO orders (o_id, o_w_id) SELECT a, b FROM accounts WHERE true ON CONFLICT DO NOTHING", "ON CONFLICT");
     refused("INSERT INTO orders (o_id, o_w_id) SELECT 1, 2 RETURNING o_id", "RETURNING");
 }
+
+#[test]
+fn writes_with_subqueries_over_other_groups_answer_them_first() {
+    let sql = "UPDATE orders SET amount = 0 WHERE o_id IN (SELECT e_tenant FROM events WHERE e_tenant > 3) AND o_w_id > 1";
+    assert_eq!(planned(sql), "answer first, then plan again: SELECT e_tenant FROM pg_temp.events WHERE e_tenant > 3");
+    match plan_sql(sql, &Catalog) {
+        Plan::Substitute(p) => {
+            assert_eq!(p.subqueries.len(), 1);
+            assert_eq!(
+                p.rewrite(&["(VALUES (4))".to_owned()]),
+                "UPDATE orders SET amount = 0 WHERE o_id IN (VALUES (4)) AND o_w_id > 1"
+            );
+        }
+        other => panic!("{other}"),
+    }
+    assert_eq!(
+        planned("DELETE FROM orders WHERE o_id = (SELECT max(id) FROM accounts)"),
+        "answer first, then plan again: SELECT max(id) FROM accounts"
+    );
+    refused("UPDATE orders SET amount = 0 FROM events WHERE events.e_tenant = orders.o_id", "different colocation groups");
+}

@@ -1,0 +1,91 @@
+//! UPDATE and DELETE of a distributed table whose subqueries read distributed tables the
+//! shards cannot join (another colocation group, or off the distribution columns): each such
+//! subquery that stands on its own (uncorrelated) is answered once on the default node over
+//! copies of its tables, and its rows replace it as a VALUES list; the statement so rewritten
+//! is planned again and runs on the target's shards. A correlated subquery fails to run on its
+//! own and the statement is refused then.
+
+use std::ops::Range;
+
+use sqlparser::ast::Statement;
+use sqlparser::tokenizer::Token;
+
+use crate::pull::{PullTable, pull_tables};
+use crate::refs::Refs;
+use crate::template::{ShardTemplate, Splicer};
+use crate::text::Source;
+
+/// A write whose subqueries are answered first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Substitute {
+    /// The statement as the client wrote it.
+    pub sql: String,
+    /// The subqueries to answer, in text order, not nested in one another.
+    pub subqueries: Vec<Subquery>,
+    /// Why the statement cannot run as written.
+    pub why: String,
+}
+
+/// One parenthesized subquery of a [`Substitute`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subquery {
+    /// Bytes of the statement it spans, parentheses included.
+    pub range: Range<usize>,
+    /// The distributed tables it reads, copied to the default node.
+    pub tables: Vec<PullTable>,
+    /// Its query (without the parentheses); render it with `Some(PULL_SCHEMA)`.
+    pub query: ShardTemplate,
+}
+
+impl Substitute {
+    /// The statement with each subquery replaced by its answer (`answers[i]` for subquery `i`).
+    pub fn rewrite(&self, answers: &[String]) -> String {
+        let mut out = String::with_capacity(self.sql.len());
+        let mut pos = 0;
+        for (s, answer) in self.subqueries.iter().zip(answers) {
+            out.push_str(&self.sql[pos..s.range.start]);
+            out.push_str(answer);
+            pos = s.range.end;
+        }
+        out.push_str(&self.sql[pos..]);
+        out
+    }
+}
+
+/// Plans the subquery substitution of an UPDATE or DELETE of a distributed table, or says why
+/// there is none to make.
+pub(crate) fn plan(stmt: &Statement, src: &Source<'_>, refs: &Refs, why: &str) -> Result<Substitute, String> {
+    if !matches!(stmt, Statement::Update(_) | Statement::Delete(_)) {
+        return Err(why.to_owned());
+    }
+    let mut subqueries = Vec::new();
+    let mut i = 0;
+    while i < src.len() {
+        let opens_query = matches!(src.tok(i).map(|t| &t.token), Some(Token::LParen)) && (src.is_kw(i + 1, "select") || src.is_kw(i + 1, "with"));
+        if !opens_query {
+            i += 1;
+            continue;
+        }
+        let Some(close) = src.close_of(i) else { return Err(why.to_owned()) };
+        let range = src.pos(i)..src.end_of(close);
+        let inner = src.pos(i + 1)..src.pos(close);
+        let inside: Vec<_> = refs.tables.iter().filter(|r| r.qualifier.start >= inner.start && r.qualifier.start < inner.end).collect();
+        // Subqueries over distributed tables the shards cannot join, or over tables only the
+        // default node has.
+        if inside.iter().any(|r| r.is_distributed() || r.kind.is_none()) {
+            let tables = pull_tables(src, inside.into_iter(), why)?;
+            let quals = refs.qualifiers().into_iter().filter(|q| q.start >= inner.start && q.start < inner.end).collect();
+            let sp = Splicer::new(src.sql, quals);
+            let mut b = sp.builder();
+            b.copy(inner);
+            subqueries.push(Subquery { range, tables, query: b.build() });
+            i = close + 1;
+        } else {
+            i += 1;
+        }
+    }
+    if subqueries.is_empty() {
+        return Err(why.to_owned());
+    }
+    Ok(Substitute { sql: src.sql.to_owned(), subqueries, why: why.to_owned() })
+}
