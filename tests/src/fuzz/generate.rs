@@ -441,7 +441,7 @@ impl<'a> QueryGen<'a> {
         let d: Vec<&Table> = self.schema.tables.iter().filter(|t| t.placement == Placement::Distributed).collect();
         let target = d[rng.below(d.len())];
         let t = Source { table: target, alias: "t".into() };
-        let sql = match rng.below(4) {
+        let sql = match rng.below(5) {
             0 | 1 => {
                 let others: Vec<&Table> = self.schema.tables.iter().filter(|x| x.name != target.name).collect();
                 let from = others[rng.below(others.len())];
@@ -454,6 +454,20 @@ impl<'a> QueryGen<'a> {
                 format!("INSERT INTO {} (k, a, c) SELECT {key}, {a}, {text} FROM {} s{}", target.name, from.name, self.where_clause(rng, &s))
             }
             2 => format!("UPDATE {} t SET b = coalesce(t.b, 0) + 1, c = 'u'{}", target.name, self.where_clause(rng, &t)),
+            3 => {
+                // A subquery over another table (another group, reference or default-node table).
+                let others: Vec<&Table> = self.schema.tables.iter().filter(|x| x.name != target.name).collect();
+                let from = others[rng.below(others.len())];
+                let s = Source { table: from, alias: "s".into() };
+                let op = if rng.chance(50) { "IN" } else { "NOT IN" };
+                let verb = if rng.chance(50) {
+                    format!("UPDATE {} t SET a = coalesce(t.a, 0) + 10", target.name)
+                } else {
+                    format!("DELETE FROM {} t", target.name)
+                };
+                format!("{verb} WHERE t.a {op} (SELECT s.a FROM {} s WHERE s.a IS NOT NULL{})", from.name,
+                    self.where_clause(rng, &s).replacen(" WHERE", " AND", 1))
+            }
             _ => format!("DELETE FROM {} t{}", target.name, self.where_clause(rng, &t)),
         };
         Query { sql, ordered: false, writes: Some(target.name.clone()) }
