@@ -120,7 +120,7 @@ pub(crate) fn plan(
 }
 
 /// ON CONFLICT DO UPDATE may set the distribution column only to `EXCLUDED.<column>`.
-fn check_on_conflict(insert: &Insert, column: &str) -> Result<(), String> {
+pub(crate) fn check_on_conflict(insert: &Insert, column: &str) -> Result<(), String> {
     let Some(OnInsert::OnConflict(oc)) = &insert.on else { return Ok(()) };
     let OnConflictAction::DoUpdate(du) = &oc.action else { return Ok(()) };
     for a in &du.assignments {

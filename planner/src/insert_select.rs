@@ -5,10 +5,15 @@
 //! splits them by the shard of their distribution value and copies them into the shards (the
 //! columns left out take their defaults there). Atomic across nodes like any multi-node write.
 
-use sqlparser::ast::{Insert, SetExpr};
+use sqlparser::ast::{Expr, GroupByExpr, Insert, SelectItem, SetExpr, Statement, TableFactor};
 use sqlparser::tokenizer::Token;
 
+use crate::colocate::prove;
+use crate::funcs::uses;
+use crate::merge::{MergeStep, MultiShard};
 use crate::names::quote_ident;
+use crate::route::{RelationKind, fold};
+use crate::shard::{ShardPlan, StmtKind, Targets};
 use crate::plan::{CopyFormat, CopyIn};
 use crate::pull::{PullTable, pull_tables};
 use crate::refs::{RelRef, Refs};
@@ -128,4 +133,89 @@ fn is_query_keyword(word: &str) -> bool {
 /// Whether token `i` starts a query (a parenthesized query after the table is the source).
 fn starts_query(src: &Source<'_>, i: usize) -> bool {
     src.is_kw(i, "select") || src.is_kw(i, "with") || src.is_kw(i, "values") || src.is_kw(i, "table")
+}
+
+/// INSERT ... SELECT whose rows stay in their shard: the query reads one distributed table of
+/// the target's colocation group (and any reference tables), row by row (no aggregate,
+/// grouping, DISTINCT, window, ORDER BY or LIMIT), within what the colocation proof allows, and
+/// the target's distribution column takes that table's distribution column as is. Then every
+/// shard runs the statement against its own rows (ON CONFLICT and RETURNING included).
+pub(crate) fn colocated(
+    insert: &Insert,
+    column: &str,
+    group: i32,
+    src: &Source<'_>,
+    refs: &Refs,
+    rels: &impl Relations,
+) -> Option<ShardPlan> {
+    let q = insert.source.as_deref()?;
+    if q.with.is_some() || q.order_by.is_some() || q.limit_clause.is_some() || q.fetch.is_some() || !q.locks.is_empty() {
+        return None;
+    }
+    let SetExpr::Select(select) = q.body.as_ref() else { return None };
+    let grouped = match &select.group_by {
+        GroupByExpr::Expressions(e, m) => !e.is_empty() || !m.is_empty(),
+        GroupByExpr::All(_) => true,
+    };
+    let used = uses(&select.projection).or(uses(&select.having));
+    if grouped || used.aggregate || used.window || select.having.is_some() || select.distinct.is_some() {
+        return None;
+    }
+    // Exactly one distributed table read (the target aside), in the target's group.
+    let mut sources = refs.tables.iter().skip(1).filter(|r| r.is_distributed());
+    let source = sources.next()?;
+    if sources.next().is_some() {
+        return None;
+    }
+    let Some(RelationKind::Distributed { column: source_column, group: source_group }) = &source.kind else { return None };
+    if *source_group != group {
+        return None;
+    }
+    // The distribution column's value is the source's distribution column, unchanged.
+    crate::insert::check_on_conflict(insert, column).ok()?;
+    let dist_index = if insert.columns.is_empty() {
+        let target = refs.tables.first()?;
+        rels.columns_of(target.schema.as_deref(), &target.name)?.iter().position(|c| c == column)?
+    } else {
+        insert.columns.iter().position(|c| split_name(c).is_some_and(|(_, n)| n == column))?
+    };
+    let item = select.projection.get(dist_index)?;
+    let expr = match item {
+        SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => e,
+        _ => return None,
+    };
+    if select.projection.iter().any(|p| matches!(p, SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..))) {
+        return None;
+    }
+    let names_source = |qualifier: &str| {
+        let alias = select.from.iter().flat_map(|f| std::iter::once(&f.relation).chain(f.joins.iter().map(|j| &j.relation))).find_map(|t| match t {
+            TableFactor::Table { name, alias, .. } if split_name(name).is_some_and(|(_, n)| n == source.name) => {
+                Some(alias.as_ref().map_or_else(|| source.name.clone(), |a| fold(&a.name)))
+            }
+            _ => None,
+        });
+        alias.is_some_and(|a| a == qualifier)
+    };
+    let maps = match expr {
+        Expr::Identifier(id) => fold(id) == *source_column && select.from.len() == 1 && select.from[0].joins.is_empty(),
+        Expr::CompoundIdentifier(parts) if parts.len() == 2 => fold(&parts[1]) == *source_column && names_source(&fold(&parts[0])),
+        _ => false,
+    };
+    if !maps {
+        return None;
+    }
+    let proof = prove(&Statement::Query(Box::new(q.clone())), rels).ok()?;
+    if proof.single_only.is_some() {
+        return None;
+    }
+    let whole = Splicer::new(src.sql, refs.qualifiers()).whole();
+    Some(ShardPlan {
+        group,
+        targets: proof.pins.map_or(Targets::All, Targets::Keys),
+        kind: StmtKind::Insert,
+        single: whole.clone(),
+        multi: Ok(MultiShard { fragment: whole, merge: MergeStep::Concat }),
+        insert: None,
+        pull: None,
+    })
 }

@@ -493,6 +493,9 @@ fn plan_dml(stmt: &Statement, src: &Source<'_>, rels: &impl Relations) -> Plan {
         && let Some(target) = writes.first()
         && let Some(RelationKind::Distributed { column, group }) = &target.kind
     {
+        if let Some(pushed) = crate::insert_select::colocated(i, column, *group, src, &refs, rels) {
+            return Plan::Shards(pushed);
+        }
         return crate::insert_select::plan(i, target, column, *group, src, &refs, rels)
             .map_or_else(Plan::Unsupported, Plan::InsertSelect);
     }

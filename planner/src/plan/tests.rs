@@ -319,3 +319,25 @@ fn writes_with_subqueries_over_other_groups_answer_them_first() {
     );
     refused("UPDATE orders SET amount = 0 FROM events WHERE events.e_tenant = orders.o_id", "different colocation groups");
 }
+
+#[test]
+fn insert_select_keeping_rows_in_their_shard_is_pushed_down() {
+    match plan_sql("INSERT INTO orders (o_w_id, o_id) SELECT o.o_w_id, o.o_id + 1000 FROM orders o WHERE o.o_id < 5 ON CONFLICT DO NOTHING RETURNING o_id", &Catalog) {
+        Plan::Shards(sp) => {
+            assert_eq!(sp.kind, crate::shard::StmtKind::Insert);
+            assert_eq!(
+                sp.multi.as_ref().map(|m| m.fragment.render(Some("s1"))).as_deref(),
+                Ok("INSERT INTO s1.orders (o_w_id, o_id) SELECT o.o_w_id, o.o_id + 1000 FROM s1.orders o WHERE o.o_id < 5 ON CONFLICT DO NOTHING RETURNING o_id")
+            );
+        }
+        other => panic!("{other}"),
+    }
+    // The distribution column from another column, or rows that must be combined: staged.
+    for sql in [
+        "INSERT INTO orders (o_w_id, o_id) SELECT o_id, o_w_id FROM orders",
+        "INSERT INTO orders (o_w_id, o_id) SELECT o_w_id, max(o_id) + 1 FROM orders GROUP BY o_w_id",
+        "INSERT INTO orders (o_w_id, o_id) SELECT o_w_id, o_id FROM orders ORDER BY o_id LIMIT 3",
+    ] {
+        assert!(planned(sql).starts_with("insert into"), "{sql}: {}", planned(sql));
+    }
+}
