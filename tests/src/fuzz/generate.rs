@@ -448,7 +448,12 @@ impl<'a> QueryGen<'a> {
                 let s = Source { table: from, alias: "s".into() };
                 let ints = from.ints();
                 // The key never NULL (a NULL distribution value is refused), the rest as found.
-                let key = format!("coalesce({}, 0)", s.col(ints[rng.below(ints.len())]));
+                // Sometimes the source's key as is (pushed down when the tables are colocated).
+                let key = if from.placement == Placement::Distributed && rng.chance(50) {
+                    s.col("k")
+                } else {
+                    format!("coalesce({}, 0)", s.col(ints[rng.below(ints.len())]))
+                };
                 let a = s.col(ints[rng.below(ints.len())]);
                 let text = from.of_kind(Kind::Text).first().map_or("NULL".to_owned(), |c| s.col(c));
                 format!("INSERT INTO {} (k, a, c) SELECT {key}, {a}, {text} FROM {} s{}", target.name, from.name, self.where_clause(rng, &s))
