@@ -134,19 +134,26 @@ impl Session {
                 }
             }
         }
-        let mut ended = Merged::default();
-        if implicit {
-            ended.error = self.end_implicit(failure.is_none()).await;
-        } else if failure.is_some() {
-            self.fail_block();
-        }
-        let result = match (failure, ended.error) {
-            (Some(e), _) | (None, Some(e)) => Merged { error: Some(e), ..Merged::default() },
+        let result = match self.end_write(implicit, failure).await {
+            Some(e) => Merged { error: Some(e), ..Merged::default() },
             // A reference table's lines went to every node: the router counted them once.
-            (None, None) if plan.reference.is_some() => Merged { verb: Some("COPY".into()), count: router.rows, ..Merged::default() },
-            (None, None) => Merged { verb: Some("COPY".into()), count: rows, ..Merged::default() },
+            None if plan.reference.is_some() => Merged { verb: Some("COPY".into()), count: router.rows, ..Merged::default() },
+            None => Merged { verb: Some("COPY".into()), count: rows, ..Merged::default() },
         };
         self.finish_merged(&result)
+    }
+
+    /// Ends a write over several nodes: its implicit block commits when nothing failed (else
+    /// rolls back), or the client's block is failed by the failure. Returns the error to answer.
+    pub(super) async fn end_write(&mut self, implicit: bool, failure: Option<Bytes>) -> Option<Bytes> {
+        if implicit {
+            let ended = self.end_implicit(failure.is_none()).await;
+            return failure.or(ended);
+        }
+        if failure.is_some() {
+            self.fail_block();
+        }
+        failure
     }
 
     /// Writes whole lines into `shard`, or into every node's copy of a reference table (in

@@ -94,15 +94,9 @@ impl Session {
             let mut router = ShardRouter::new(shards, g.dist_type, plan.target.dist_index);
             failure = self.stream_staged(plan, h, shards, &nodes, &mut router, &mut rows).await?;
         }
-        let mut ended = Merged::default();
-        if implicit {
-            ended.error = self.end_implicit(failure.is_none()).await;
-        } else if failure.is_some() {
-            self.fail_block();
-        }
-        let result = match (failure, ended.error) {
-            (Some(e), _) | (None, Some(e)) => Merged { error: Some(e), ..Merged::default() },
-            (None, None) => Merged { verb: Some("INSERT 0".into()), count: rows, ..Merged::default() },
+        let result = match self.end_write(implicit, failure).await {
+            Some(e) => Merged { error: Some(e), ..Merged::default() },
+            None => Merged { verb: Some("INSERT 0".into()), count: rows, ..Merged::default() },
         };
         self.end_scratch(h).await?;
         self.finish_merged(&result)
