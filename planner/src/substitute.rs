@@ -12,6 +12,7 @@ use sqlparser::tokenizer::Token;
 
 use crate::pull::{PullTable, pull_tables};
 use crate::refs::Refs;
+use crate::route::RelationKind;
 use crate::template::{ShardTemplate, Splicer};
 use crate::text::Source;
 
@@ -35,6 +36,9 @@ pub struct Subquery {
     pub tables: Vec<PullTable>,
     /// Its query (without the parentheses); render it with `Some(PULL_SCHEMA)`.
     pub query: ShardTemplate,
+    /// Text to write after its answer: ` AS <name>` when it replaces a table of the FROM
+    /// (or USING) clause that had no alias.
+    pub suffix: String,
 }
 
 impl Substitute {
@@ -45,11 +49,19 @@ impl Substitute {
         for (s, answer) in self.subqueries.iter().zip(answers) {
             out.push_str(&self.sql[pos..s.range.start]);
             out.push_str(answer);
+            out.push_str(&s.suffix);
             pos = s.range.end;
         }
         out.push_str(&self.sql[pos..]);
         out
     }
+}
+
+/// Words that end a table reference instead of naming its alias.
+fn is_clause_word(word: &str) -> bool {
+    ["where", "set", "join", "inner", "left", "right", "full", "cross", "natural", "on", "using", "returning", "from", "order", "limit", "group", "window", "union", "except", "intersect", "lateral", "tablesample"]
+        .iter()
+        .any(|k| word.eq_ignore_ascii_case(k))
 }
 
 /// Plans the subquery substitution of an UPDATE or DELETE of a distributed table, or says why
@@ -78,12 +90,36 @@ pub(crate) fn plan(stmt: &Statement, src: &Source<'_>, refs: &Refs, why: &str) -
             let sp = Splicer::new(src.sql, quals);
             let mut b = sp.builder();
             b.copy(inner);
-            subqueries.push(Subquery { range, tables, query: b.build() });
+            subqueries.push(Subquery { range, tables, query: b.build(), suffix: String::new() });
             i = close + 1;
         } else {
             i += 1;
         }
     }
+    // Tables the shards cannot join named directly in UPDATE ... FROM / DELETE ... USING
+    // (outside the subqueries above) are answered whole: `SELECT * FROM <table>`.
+    let target = refs.tables.first().map(|r| (r.schema.clone(), r.name.clone()));
+    for r in refs.tables.iter().skip(1) {
+        let foreign = match &r.kind {
+            None => true,
+            Some(RelationKind::Distributed { .. }) => target != Some((r.schema.clone(), r.name.clone())),
+            Some(RelationKind::Reference) => false,
+        };
+        if !foreign || subqueries.iter().any(|s| s.range.contains(&r.qualifier.start)) {
+            continue;
+        }
+        let Some(name_tok) = (0..src.len()).find(|&i| src.pos(i) >= r.qualifier.end) else { return Err(why.to_owned()) };
+        let range = r.qualifier.start..src.end_of(name_tok);
+        let has_alias = src.is_kw(name_tok + 1, "as")
+            || matches!(src.tok(name_tok + 1).map(|t| &t.token), Some(Token::Word(w)) if w.quote_style.is_some() || !is_clause_word(&w.value));
+        let text = format!("SELECT * FROM {}", &src.sql[range.clone()]);
+        let quals = if r.is_distributed() { vec!["SELECT * FROM ".len().."SELECT * FROM ".len() + r.qualifier.len()] } else { Vec::new() };
+        let query = Splicer::new(&text, quals).whole();
+        let tables = pull_tables(src, std::iter::once(r), why)?;
+        let suffix = if has_alias { String::new() } else { format!(" AS {}", crate::names::quote_ident(&r.name)) };
+        subqueries.push(Subquery { range, tables, query, suffix });
+    }
+    subqueries.sort_by_key(|s| s.range.start);
     if subqueries.is_empty() {
         return Err(why.to_owned());
     }

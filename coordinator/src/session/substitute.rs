@@ -80,10 +80,11 @@ impl Session {
         );
         let (columns, error) = self.rows_on(h, &run).await?;
         if let Some(e) = error {
-            // A subquery that names the outer statement's tables does not stand on its own.
+            // A subquery that names the outer statement's tables (or a WITH query of it) does
+            // not stand on its own.
             let code = msg::error_field(&e, b'C');
             if matches!(code.as_deref(), Some("42P01" | "42703" | "42P10")) {
-                let e = CoordError::Unsupported(format!("{why} (a correlated subquery)"));
+                let e = CoordError::Unsupported(format!("{why} (a correlated subquery, or one that reads a WITH query)"));
                 return Ok(Err(msg::build(|o| msg::error(&e, o))));
             }
             return Ok(Err(e));

@@ -138,7 +138,10 @@ fn reads_across_groups_or_with_other_tables_are_answered_over_copies() {
     }
     refused("SELECT * FROM orders JOIN accounts ON true FOR UPDATE", "FOR UPDATE/SHARE");
     refused("WITH d AS (DELETE FROM orders WHERE o_w_id = 1 RETURNING *) SELECT * FROM d", "data-modifying WITH");
-    refused("UPDATE orders SET amount = 0 FROM accounts WHERE accounts.id = orders.o_id", "with \"accounts\"");
+    assert_eq!(
+        planned("UPDATE orders SET amount = 0 FROM accounts WHERE accounts.id = orders.o_id"),
+        "answer first, then plan again: SELECT * FROM accounts"
+    );
     // A write to an ordinary table that reads distributed ones runs on the default node.
     assert_eq!(
         planned("INSERT INTO accounts SELECT o_id, o_w_id FROM orders"),
@@ -317,7 +320,23 @@ fn writes_with_subqueries_over_other_groups_answer_them_first() {
         planned("DELETE FROM orders WHERE o_id = (SELECT max(id) FROM accounts)"),
         "answer first, then plan again: SELECT max(id) FROM accounts"
     );
-    refused("UPDATE orders SET amount = 0 FROM events WHERE events.e_tenant = orders.o_id", "different colocation groups");
+    // A table of another group in UPDATE ... FROM is answered whole, keeping its name.
+    let sql = "UPDATE orders SET amount = 0 FROM events WHERE events.e_tenant = orders.o_id";
+    assert_eq!(planned(sql), "answer first, then plan again: SELECT * FROM pg_temp.events");
+    match plan_sql(sql, &Catalog) {
+        Plan::Substitute(p) => assert_eq!(
+            p.rewrite(&["(VALUES (1))".to_owned()]),
+            "UPDATE orders SET amount = 0 FROM (VALUES (1)) AS \"events\" WHERE events.e_tenant = orders.o_id"
+        ),
+        other => panic!("{other}"),
+    }
+    match plan_sql("DELETE FROM orders o USING public.events AS e WHERE e.e_tenant = o.o_id", &Catalog) {
+        Plan::Substitute(p) => assert_eq!(
+            p.rewrite(&["(VALUES (1))".to_owned()]),
+            "DELETE FROM orders o USING (VALUES (1)) AS e WHERE e.e_tenant = o.o_id"
+        ),
+        other => panic!("{other}"),
+    }
 }
 
 #[test]
