@@ -113,7 +113,8 @@ pub(crate) fn plan(stmt: &Statement, src: &Source<'_>, refs: &Refs, why: &str) -
         let has_alias = src.is_kw(name_tok + 1, "as")
             || matches!(src.tok(name_tok + 1).map(|t| &t.token), Some(Token::Word(w)) if w.quote_style.is_some() || !is_clause_word(&w.value));
         let text = format!("SELECT * FROM {}", &src.sql[range.clone()]);
-        let quals = if r.is_distributed() { vec!["SELECT * FROM ".len().."SELECT * FROM ".len() + r.qualifier.len()] } else { Vec::new() };
+        let start = "SELECT * FROM ".len();
+        let quals = if r.is_distributed() { std::iter::once(start..start + r.qualifier.len()).collect() } else { Vec::new() };
         let query = Splicer::new(&text, quals).whole();
         let tables = pull_tables(src, std::iter::once(r), why)?;
         let suffix = if has_alias { String::new() } else { format!(" AS {}", crate::names::quote_ident(&r.name)) };
