@@ -30,7 +30,10 @@ impl Session {
         if !plan.listed {
             let n = match self.describe_on_home(&plan.query.render(None)).await? {
                 Ok(description) => msg::row_description_names(&description).map_err(Interrupted::Protocol)?.len(),
-                Err(e) => return self.finish_merged(&Merged { error: Some(e), ..Merged::default() }),
+                Err(e) => {
+                    self.fail_block();
+                    return self.finish_merged(&Merged { error: Some(e), ..Merged::default() });
+                }
             };
             if let Some(columns) = plan.target.columns.as_mut() {
                 columns.truncate(n.max(1));
