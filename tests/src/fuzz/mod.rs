@@ -4,6 +4,7 @@
 //! counted, not a failure; any other difference is a mismatch, with the SQL to reproduce it.
 
 pub mod generate;
+mod rng;
 
 use std::collections::BTreeMap;
 use std::fmt;
