@@ -1,4 +1,4 @@
-//! Memory and scale checks, and the TPC-C comparison: a multi-shard ORDER BY of many rows
+//! Memory and scale checks: a multi-shard ORDER BY of many rows
 //! (time against plain PostgreSQL, coordinator peak RSS), a multi-shard SELECT of more rows
 //! streamed through (bounded coordinator memory), many client connections held open (and how
 //! many data-node connections they take).
@@ -10,7 +10,7 @@ use anyhow::Context;
 use futures::{StreamExt, TryStreamExt};
 
 use super::workloads::connect;
-use super::{BenchArgs, BenchCluster, Row};
+use super::{BenchArgs, BenchCluster};
 
 /// Runs the checks; Markdown lines.
 pub async fn run_all(cluster: &BenchCluster, args: &BenchArgs) -> anyhow::Result<String> {
@@ -147,39 +147,4 @@ async fn connections(cluster: &BenchCluster, args: &BenchArgs) -> anyhow::Result
 
 fn verdict(ok: bool) -> &'static str {
     if ok { "met" } else { "not met" }
-}
-
-/// The TPC-C comparison: `pgshard tpcc load` and `run` on both sides, NOPM per round.
-pub async fn tpcc(cluster: &BenchCluster, args: &BenchArgs) -> anyhow::Result<Row> {
-    let exe = std::env::current_exe()?;
-    let w = args.warehouses.to_string();
-    for port in [cluster.plain_port, cluster.pgshard_port] {
-        println!("TPC-C: loading {w} warehouses on port {port}");
-        let out = Command::new(&exe)
-            .args(["tpcc", "load", "--warehouses", &w, "--port", &port.to_string()])
-            .output()?;
-        anyhow::ensure!(out.status.success(), "tpcc load failed: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    let mut row = Row { workload: format!("pgshard tpcc, {w} warehouses (NOPM)"), plain: Vec::new(), pgshard: Vec::new(), cpu_us: Vec::new(), goal: Some(0.5) };
-    for round in 0..args.rounds {
-        let sides = if round % 2 == 0 { [false, true] } else { [true, false] };
-        for pgshard in sides {
-            let port = if pgshard { cluster.pgshard_port } else { cluster.plain_port };
-            let json = cluster.dir().join(format!("tpcc-{round}-{port}.json"));
-            let svg = cluster.dir().join(format!("tpcc-{round}-{port}.svg"));
-            let out = Command::new(&exe)
-                .args(["tpcc", "run", "--port", &port.to_string(), "--duration", &args.duration.to_string()])
-                .args(["--clients", &args.clients.to_string(), "--json"])
-                .arg(&json)
-                .arg("--svg")
-                .arg(&svg)
-                .output()?;
-            anyhow::ensure!(out.status.success(), "tpcc run failed: {}", String::from_utf8_lossy(&out.stderr));
-            let value: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json)?)?;
-            let nopm = value.get("nopm").and_then(serde_json::Value::as_f64).context("no nopm in the tpcc result")?;
-            println!("round {} TPC-C {:>8}: {nopm:.0} NOPM", round + 1, if pgshard { "pgshard" } else { "plain" });
-            if pgshard { row.pgshard.push(nopm) } else { row.plain.push(nopm) }
-        }
-    }
-    Ok(row)
 }

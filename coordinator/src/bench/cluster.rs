@@ -26,6 +26,8 @@ pub struct BenchCluster {
     /// The default node's port (to count its connections).
     pub default_node_port: u16,
     bins: PgBinaries,
+    /// Clock ticks per second of /proc's CPU times.
+    hz: f64,
 }
 
 impl BenchCluster {
@@ -52,6 +54,7 @@ impl BenchCluster {
             plain_port: 0,
             default_node_port: 0,
             bins: bins.clone(),
+            hz: clock_ticks(),
         };
         println!("starting plain PostgreSQL and a pgshard cluster under {}", dir.display());
         let settings = NODE_SETTINGS.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
@@ -104,8 +107,7 @@ impl BenchCluster {
         let rest = stat.rsplit_once(')').map(|(_, r)| r).context("bad /proc stat")?;
         let fields: Vec<&str> = rest.split_whitespace().collect();
         let ticks: f64 = fields.get(11).context("utime")?.parse::<f64>()? + fields.get(12).context("stime")?.parse::<f64>()?;
-        let hz = clock_ticks();
-        Ok(ticks * 1_000_000.0 / hz)
+        Ok(ticks * 1_000_000.0 / self.hz)
     }
 
     /// The coordinator's resident memory (`VmRSS`) and its peak (`VmHWM`), in MiB.

@@ -56,7 +56,7 @@ pub async fn run_all(cluster: &BenchCluster, args: &BenchArgs) -> anyhow::Result
         }
     }
     if args.warehouses > 0 && (args.only.is_empty() || args.only.iter().any(|o| o == "tpcc")) {
-        rows.push(super::checks::tpcc(cluster, args).await?);
+        rows.push(tpcc(cluster, args)?);
     }
     Ok(rows)
 }
@@ -106,10 +106,47 @@ fn pgbench(cluster: &BenchCluster, port: u16, script: &[&str], args: &BenchArgs)
     ))
 }
 
-/// A connection to `port` as postgres.
+/// The TPC-C comparison: `pgshard tpcc load` and `run` on both sides, NOPM per round.
+fn tpcc(cluster: &BenchCluster, args: &BenchArgs) -> anyhow::Result<Row> {
+    let exe = std::env::current_exe()?;
+    let w = args.warehouses.to_string();
+    for port in [cluster.plain_port, cluster.pgshard_port] {
+        println!("TPC-C: loading {w} warehouses on port {port}");
+        let out = Command::new(&exe)
+            .args(["tpcc", "load", "--warehouses", &w, "--port", &port.to_string()])
+            .output()?;
+        anyhow::ensure!(out.status.success(), "tpcc load failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let mut row = Row { workload: format!("pgshard tpcc, {w} warehouses (NOPM)"), plain: Vec::new(), pgshard: Vec::new(), cpu_us: Vec::new(), goal: Some(0.5) };
+    for round in 0..args.rounds {
+        let sides = if round % 2 == 0 { [false, true] } else { [true, false] };
+        for pgshard in sides {
+            let port = if pgshard { cluster.pgshard_port } else { cluster.plain_port };
+            let json = cluster.dir().join(format!("tpcc-{round}-{port}.json"));
+            let svg = cluster.dir().join(format!("tpcc-{round}-{port}.svg"));
+            let out = Command::new(&exe)
+                .args(["tpcc", "run", "--port", &port.to_string(), "--duration", &args.duration.to_string()])
+                .args(["--clients", &args.clients.to_string(), "--json"])
+                .arg(&json)
+                .arg("--svg")
+                .arg(&svg)
+                .output()?;
+            anyhow::ensure!(out.status.success(), "tpcc run failed: {}", String::from_utf8_lossy(&out.stderr));
+            let value: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json)?)?;
+            let nopm = value.get("nopm").and_then(serde_json::Value::as_f64).context("no nopm in the tpcc result")?;
+            println!("round {} TPC-C {:>8}: {nopm:.0} NOPM", round + 1, if pgshard { "pgshard" } else { "plain" });
+            if pgshard { row.pgshard.push(nopm) } else { row.plain.push(nopm) }
+        }
+    }
+    Ok(row)
+}
+
+/// A connection to `port` as postgres (within 30 s).
 pub async fn connect(port: u16) -> anyhow::Result<tokio_postgres::Client> {
-    let dsn = format!("host=127.0.0.1 port={port} user=postgres dbname=postgres");
-    let (client, conn) = tokio_postgres::connect(&dsn, NoTls).await?;
+    let dsn = format!("host=127.0.0.1 port={port} user=postgres dbname=postgres connect_timeout=30");
+    let (client, conn) = tokio::time::timeout(std::time::Duration::from_secs(30), tokio_postgres::connect(&dsn, NoTls))
+        .await
+        .with_context(|| format!("no connection to port {port} within 30 s"))??;
     tokio::spawn(conn);
     Ok(client)
 }
