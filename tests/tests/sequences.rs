@@ -44,6 +44,18 @@ fn generated_keys_are_unique_across_shards() {
         let rows = client.query("INSERT INTO events (tenant, note) VALUES (3, 'r') RETURNING id", &[]).await.unwrap();
         let id: i64 = rows[0].get(0);
         assert!(id > 1 << 48, "{id}");
+        // A serial column added later: new rows take values from the shards' ranges too.
+        client.batch_execute("ALTER TABLE events ADD COLUMN extra bigserial").await.unwrap();
+        client
+            .batch_execute("INSERT INTO events (tenant, note) SELECT g % 5, 'after' FROM generate_series(1, 20) g")
+            .await
+            .unwrap();
+        let got = counts(&client, "SELECT count(*), count(DISTINCT extra), min(extra) > 281474976710656 FROM events WHERE note = 'after'").await;
+        assert_eq!(got, ["20", "20", "t"], "the added column's sequences got their ranges");
+        // Adding an integer identity column is refused as a whole.
+        let err = client.batch_execute("ALTER TABLE events ADD COLUMN narrow int GENERATED ALWAYS AS IDENTITY").await.unwrap_err();
+        assert_eq!(err.code(), Some(&tokio_postgres::error::SqlState::FEATURE_NOT_SUPPORTED), "{err}");
+        assert_eq!(counts(&client, "SELECT count(*) FROM information_schema.columns WHERE table_name = 'events' AND column_name = 'narrow'").await, ["0"]);
         // An integer identity column cannot be unique across per-shard sequences: refused.
         client.batch_execute("CREATE TABLE narrow (tenant int, k int GENERATED ALWAYS AS IDENTITY)").await.unwrap();
         let err = client.batch_execute("SELECT create_distributed_table('narrow', 'tenant')").await.unwrap_err();

@@ -143,7 +143,7 @@ async fn distribute(
         let mine: Vec<&Shard> = shards.iter().filter(|s| s.node == part.node.id).collect();
         if !mine.is_empty() {
             run(&part.client, &format!("TRUNCATE {}", shard_table_list(&rel.name, &mine))).await?;
-            run(&part.client, &super::sequences::ranges_sql(&rel.name, &mine)).await?;
+            run(&part.client, super::sequences::RANGES_SQL).await?;
         }
     }
     let position = ddl.copy_position(dist.attnum).ok_or_else(|| internal("distribution column not copied"))?;

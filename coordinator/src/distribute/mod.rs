@@ -50,6 +50,7 @@ pub use distributed::{DEFAULT_SHARD_COUNT, create_distributed_table};
 pub use everywhere::{ConcurrentIndex, apply_each_without_transaction, apply_everywhere, apply_everywhere_dropping};
 pub use mirror::refresh_mirror;
 pub use recover::{gid_xid, xact_committed};
+pub use sequences::RANGES_SQL as SEQUENCE_RANGES_SQL;
 pub use reference::create_reference_table;
 pub use undistribute::undistribute_table;
 pub use verify::verify_placement;

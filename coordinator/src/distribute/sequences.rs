@@ -8,25 +8,22 @@
 //! increasing across shards). The default node's own sequence keeps `1 ..= 2^bits`. Identity
 //! columns must be bigint (each shard table has its own identity sequence, and PostgreSQL does
 //! not check an identity value against a narrower column type).
+//!
+//! The block runs on a node after a table is distributed and after DDL on distributed tables
+//! (a column added as serial brings new sequences); it covers every shard table on the node and
+//! leaves sequences that already have their range alone. Rows a DDL statement itself filled
+//! (`ADD COLUMN ... serial` on a table with rows) were numbered before the block ran.
 
-use pgshard_catalog::Shard;
-
-use super::sql::{literal, qualified};
-
-/// A DO block that gives the sequences behind the defaults and identity columns of `table`'s
-/// shards (all on one node) their ranges; a sequence already given one is left alone. Fails
-/// with 0A000 when a shard's range does not fit the sequence's type.
-pub fn ranges_sql(table: &str, shards: &[&Shard]) -> String {
-    let rows: Vec<String> = shards
-        .iter()
-        .map(|s| format!("({}::regclass, {})", literal(&qualified(&s.schema_name(), table)), u64::from(s.index) + 1))
-        .collect();
-    format!(
-        "DO $pgshard$
+/// The DO block that gives the sequences behind the defaults and identity columns of every
+/// shard table on a node their ranges. Fails with 0A000 for an identity column that is not
+/// bigint, or when a shard's range does not fit the sequence's type.
+pub const RANGES_SQL: &str = "DO $pgshard$
 DECLARE
   t record; s record; span numeric; lo numeric; hi numeric; top numeric;
 BEGIN
-  FOR t IN SELECT * FROM (VALUES {}) v(rel, slot) LOOP
+  FOR t IN SELECT c.oid AS rel, substring(n.nspname FROM '_s([0-9]+)$')::numeric + 1 AS slot
+           FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+           WHERE n.nspname ~ '^pgshard_g[0-9]+_s[0-9]+$' AND c.relkind IN ('r', 'p') LOOP
     FOR s IN SELECT a.attname FROM pg_catalog.pg_attribute a
              WHERE a.attrelid = t.rel AND a.attidentity <> '' AND a.atttypid <> 'int8'::regtype LOOP
       RAISE EXCEPTION USING ERRCODE = 'feature_not_supported',
@@ -57,7 +54,4 @@ BEGIN
       EXECUTE format('ALTER SEQUENCE %s MINVALUE %s MAXVALUE %s START WITH %s RESTART WITH %s', s.seq, lo, hi, lo, lo);
     END LOOP;
   END LOOP;
-END $pgshard$",
-        rows.join(", ")
-    )
-}
+END $pgshard$";

@@ -214,6 +214,20 @@ impl Session {
                 }
             }
         }
+        if !ddl.concurrently && !ddl.shards.is_empty() {
+            // A column added as serial brings sequences on the shards: give them their ranges
+            // (crate::distribute::SEQUENCE_RANGES_SQL leaves the others alone).
+            let nodes: Vec<NodeId> = ddl
+                .shards
+                .iter()
+                .flat_map(|(group, _)| catalog.shards_of(pgshard_catalog::ColocationId(*group)).iter().map(|s| s.node))
+                .collect();
+            for (node, list) in &mut work {
+                if nodes.contains(node) {
+                    list.push(crate::distribute::SEQUENCE_RANGES_SQL.to_owned());
+                }
+            }
+        }
         work.retain(|(_, list)| !list.is_empty());
         if ddl.concurrently {
             let name = index_name(sql).ok_or_else(|| {
