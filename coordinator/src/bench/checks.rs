@@ -46,6 +46,9 @@ fn psql_seconds(cluster: &BenchCluster, port: u16, sql: &str) -> anyhow::Result<
     let started = Instant::now();
     let out = Command::new(cluster.tool("psql"))
         .args(["-X", "-q", "-h", "127.0.0.1", "-p", &port.to_string(), "-U", "postgres", "-o", "/dev/null", "-c", sql])
+        // Bounded: the connection and the query (through pgshard the option reaches the nodes).
+        .env("PGCONNECT_TIMEOUT", "30")
+        .env("PGOPTIONS", "-c statement_timeout=600000")
         .output()?;
     anyhow::ensure!(out.status.success(), "{sql}: {}", String::from_utf8_lossy(&out.stderr));
     Ok(started.elapsed().as_secs_f64())
