@@ -1,9 +1,13 @@
-//! `INSERT INTO <distributed table> ... SELECT ...` (any query but VALUES): the coordinator
-//! computes the query on the default node (over copies of the distributed tables it reads,
-//! like a read over copies), into a temporary table shaped like the insert's columns so that
-//! PostgreSQL applies its own assignment casts, then streams that table's rows as text COPY,
-//! splits them by the shard of their distribution value and copies them into the shards (the
-//! columns left out take their defaults there). Atomic across nodes like any multi-node write.
+//! `INSERT INTO <distributed table> ... SELECT ...`, and INSERT ... VALUES whose distribution
+//! value the coordinator cannot read from the text (an expression such as `nextval(...)` or
+//! `DEFAULT`, or a column left to its default): the coordinator computes the rows on the
+//! default node (over copies of the distributed tables the query reads, like a read over
+//! copies), into a temporary table shaped like the target so that PostgreSQL applies its own
+//! assignment casts and defaults, once, then streams that table's rows as text COPY, splits
+//! them by the shard of their distribution value and copies them into the shards (the columns
+//! left out take their defaults there). With ON CONFLICT or RETURNING the rows go into a table
+//! of the transaction's own next to each shard, which then runs `INSERT ... SELECT` from it with the
+//! statement's own ON CONFLICT and RETURNING. Atomic across nodes like any multi-node write.
 
 use sqlparser::ast::{Expr, GroupByExpr, Insert, SelectItem, SetExpr, Statement, TableFactor};
 use sqlparser::tokenizer::Token;
@@ -35,6 +39,24 @@ pub struct InsertSelect {
     pub sources: Vec<PullTable>,
     /// The query; render it with `Some(PULL_SCHEMA)`.
     pub query: ShardTemplate,
+    /// How many of `target.columns` the query fills; the rest (the distribution column, when
+    /// the INSERT leaves it out) take their defaults on the default node.
+    pub filled: usize,
+    /// The staging table is made `LIKE` the target `INCLUDING DEFAULTS`, so that `DEFAULT` in
+    /// VALUES and the columns left out are filled there.
+    pub defaults: bool,
+    /// With ON CONFLICT or RETURNING: what each shard runs over the rows delivered to it.
+    pub per_shard: Option<PerShard>,
+}
+
+/// The statement each shard runs when the rows must meet the shard's own ON CONFLICT or
+/// RETURNING: `<head> (<columns>) SELECT <columns> FROM pg_temp.<rows of the shard> <tail>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PerShard {
+    /// `INSERT INTO <shard>.<table> AS <alias> `; the column list follows.
+    pub head: ShardTemplate,
+    /// The ON CONFLICT and RETURNING clauses as written.
+    pub tail: ShardTemplate,
 }
 
 impl InsertSelect {
@@ -52,6 +74,21 @@ pub(crate) fn is_insert_select(insert: &Insert) -> bool {
     })
 }
 
+/// Whether an INSERT ... VALUES into a table distributed on `column` has a row whose
+/// distribution value is not a constant or a parameter, or leaves that column out.
+pub(crate) fn needs_staging(insert: &Insert, target: &RelRef, column: &str, rels: &impl Relations) -> bool {
+    let Some(SetExpr::Values(values)) = insert.source.as_deref().map(|q| q.body.as_ref()) else { return false };
+    let position = if insert.columns.is_empty() {
+        rels.columns_of(target.schema.as_deref(), &target.name).and_then(|c| c.iter().position(|c| c == column))
+    } else {
+        match insert.columns.iter().position(|c| split_name(c).is_some_and(|(_, n)| n == column)) {
+            Some(p) => Some(p),
+            None => return true,
+        }
+    };
+    position.is_some_and(|p| values.rows.iter().any(|r| r.content.get(p).and_then(crate::route::key_of).is_none()))
+}
+
 /// Plans an INSERT ... SELECT into `target`, distributed on `column` in `group`.
 pub(crate) fn plan(
     insert: &Insert,
@@ -63,13 +100,8 @@ pub(crate) fn plan(
     rels: &impl Relations,
 ) -> Result<InsertSelect, String> {
     let table = &target.name;
-    if insert.on.is_some() {
-        return Err(format!("INSERT ... SELECT ... ON CONFLICT into the distributed table \"{table}\""));
-    }
-    if insert.returning.is_some() {
-        return Err(format!("INSERT ... SELECT ... RETURNING into the distributed table \"{table}\""));
-    }
-    let columns: Vec<String> = if insert.columns.is_empty() {
+    crate::insert::check_on_conflict(insert, column)?;
+    let mut columns: Vec<String> = if insert.columns.is_empty() {
         rels.columns_of(target.schema.as_deref(), table)
             .ok_or_else(|| format!("INSERT ... SELECT without a column list into \"{table}\", whose columns the planner does not know"))?
     } else {
@@ -79,17 +111,37 @@ pub(crate) fn plan(
             .map(|c| split_name(c).map(|(_, n)| n).ok_or_else(|| format!("INSERT into \"{table}\" naming a column with a qualifier")))
             .collect::<Result<_, _>>()?
     };
-    let dist_index = columns
-        .iter()
-        .position(|c| c == column)
-        .ok_or_else(|| format!("INSERT into \"{table}\" without a value for its distribution column \"{column}\""))?;
+    let filled = columns.len();
+    // Left out, the distribution column takes its default on the default node.
+    let dist_index = match columns.iter().position(|c| c == column) {
+        Some(p) => p,
+        None => {
+            columns.push(column.to_owned());
+            filled
+        }
+    };
+    let values = matches!(insert.source.as_deref().map(|q| q.body.as_ref()), Some(SetExpr::Values(_)));
     let start = query_start(src, target).ok_or_else(|| format!("internal: the query of the INSERT into \"{table}\" was not found"))?;
     let end = src.sql.trim_end().trim_end_matches(';').trim_end().len();
+    let tail_start = tail_start(src, start).map_or(end, |i| src.pos(i));
+    if refs.tables.iter().any(|r| r.qualifier.start >= tail_start) {
+        return Err(format!("ON CONFLICT or RETURNING that reads a table, in an INSERT into the distributed table \"{table}\""));
+    }
     let sp = Splicer::new(src.sql, refs.qualifiers().into_iter().filter(|r| r.start >= start).collect());
     let mut b = sp.builder();
-    b.copy(start..end);
+    b.copy(start..tail_start);
     let sources = pull_tables(src, refs.tables.iter().filter(|r| r.qualifier.start >= start), "INSERT ... SELECT")?;
-    let shell = format!("{}{}", &src.sql[target.qualifier.clone()], quote_ident(table));
+    let qualifier = &src.sql[target.qualifier.clone()];
+    let shell = format!("{qualifier}{}", quote_ident(table));
+    let per_shard = (tail_start < end).then(|| {
+        let alias = insert.table_alias.as_ref().map_or_else(|| quote_ident(table), |a| quote_ident(&fold(&a.alias)));
+        let text = format!("INSERT INTO {qualifier}{} AS {alias} ", quote_ident(table));
+        let at = "INSERT INTO ".len();
+        let head = Splicer::new(&text, std::iter::once(at..at + qualifier.len()).collect()).whole();
+        let mut t = sp.builder();
+        t.copy(tail_start..end);
+        PerShard { head, tail: t.build() }
+    });
     Ok(InsertSelect {
         target: CopyIn {
             group,
@@ -103,6 +155,18 @@ pub(crate) fn plan(
         listed: !insert.columns.is_empty(),
         sources,
         query: b.build(),
+        filled,
+        defaults: values || dist_index == filled,
+        per_shard,
+    })
+}
+
+/// The first token of the INSERT's ON CONFLICT or RETURNING clause, after token offset `start`.
+fn tail_start(src: &Source<'_>, start: usize) -> Option<usize> {
+    let from = (0..src.len()).find(|&i| src.pos(i) >= start)?;
+    (from..src.len()).find(|&i| {
+        src.tok(i).is_some_and(|t| t.depth == 0)
+            && (src.is_kw(i, "returning") || (src.is_kw(i, "on") && src.is_kw(i + 1, "conflict")))
     })
 }
 

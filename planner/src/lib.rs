@@ -16,6 +16,7 @@ mod funcs;
 mod insert;
 mod insert_select;
 mod merge;
+mod modifying;
 mod names;
 mod params;
 mod plan;
@@ -29,6 +30,7 @@ mod template;
 #[cfg(test)]
 mod testing;
 mod text;
+pub mod times;
 
 pub use aggregate::FinalQuery;
 pub use ddl::DdlPlan;

@@ -486,12 +486,12 @@ fn plan_dml(stmt: &Statement, src: &Source<'_>, rels: &impl Relations) -> Plan {
         return Plan::Unsupported("a statement that writes a reference table and reads a distributed table".into());
     }
     if writes.len() > 1 || (matches!(stmt, Statement::Query(_)) && !writes.is_empty()) {
-        return Plan::Unsupported("a data-modifying WITH query in a statement over distributed tables".into());
+        return modifying_with(stmt, src, &refs, &writes, rels);
     }
     if let Statement::Insert(i) = stmt
-        && crate::insert_select::is_insert_select(i)
         && let Some(target) = writes.first()
         && let Some(RelationKind::Distributed { column, group }) = &target.kind
+        && (crate::insert_select::is_insert_select(i) || crate::insert_select::needs_staging(i, target, column, rels))
     {
         if let Some(pushed) = crate::insert_select::colocated(i, column, *group, src, &refs, rels) {
             return Plan::Shards(pushed);
@@ -540,8 +540,32 @@ fn plan_dml(stmt: &Statement, src: &Source<'_>, rels: &impl Relations) -> Plan {
     }
 }
 
+/// A statement with data-modifying WITH over distributed tables: run on their shards when
+/// they are all of one colocation group (see `modifying`).
+fn modifying_with(stmt: &Statement, src: &Source<'_>, refs: &crate::refs::Refs, writes: &[RelRef], rels: &impl Relations) -> Plan {
+    const WHAT: &str = "a data-modifying WITH query over distributed tables";
+    if let Some(local) = refs.tables.iter().chain(writes).find(|r| r.kind.is_none()) {
+        return Plan::Unsupported(format!("{WHAT} that also reads or writes \"{}\", which is not distributed", local.name));
+    }
+    let groups: Vec<i32> = refs
+        .tables
+        .iter()
+        .filter_map(|r| match r.kind {
+            Some(RelationKind::Distributed { group, .. }) => Some(group),
+            _ => None,
+        })
+        .collect();
+    match groups.split_first() {
+        Some((g, rest)) if rest.iter().all(|o| o == g) => {
+            crate::modifying::plan(stmt, *g, src, refs, rels).map_or_else(Plan::Unsupported, Plan::Shards)
+        }
+        Some(_) => Plan::Unsupported(format!("{WHAT} of different colocation groups")),
+        None => Plan::Unsupported(WHAT.into()),
+    }
+}
+
 /// The tables a statement writes, including data-modifying statements in WITH.
-fn write_targets(stmt: &Statement, src: &Source<'_>, rels: &impl Relations) -> Result<Vec<RelRef>, String> {
+pub(crate) fn write_targets(stmt: &Statement, src: &Source<'_>, rels: &impl Relations) -> Result<Vec<RelRef>, String> {
     struct Targets(Vec<sqlparser::ast::ObjectName>);
     impl Visitor for Targets {
         type Break = ();

@@ -204,6 +204,10 @@ pub fn corpus_files() -> Vec<PathBuf> {
     let mut files = Vec::new();
     collect_slt(&Path::new(env!("CARGO_MANIFEST_DIR")).join("slt"), &mut files);
     files.sort();
+    // PGSHARD_SLT=<part of a file name> runs only the files whose name holds it.
+    if let Ok(only) = std::env::var("PGSHARD_SLT") {
+        files.retain(|f| f.file_stem().is_some_and(|s| s.to_string_lossy().contains(&only)));
+    }
     files
 }
 

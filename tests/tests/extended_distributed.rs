@@ -203,10 +203,20 @@ fn extended_protocol_over_several_shards_answers_as_postgres() {
         assert_eq!(through, direct);
         assert_eq!(direct.iter().filter(|m| m.starts_with('D')).count(), 7 + 4);
         // Binary parameters where the coordinator must write them into the text (an aggregate
-        // over several shards) are refused, not misread.
+        // over several shards) are decoded by their type, as PostgreSQL reads them.
         let binary = Wire::default()
-            .parse("", "SELECT count(*) FROM t WHERE id > $1", &[23])
-            .bind("", "", &[1], &[Some(&5i32.to_be_bytes())], &[])
+            .parse("", "SELECT count(*), max(note) FROM t WHERE id > $1 AND note <> $2", &[23, 25])
+            .bind("", "", &[1, 1], &[Some(&5i32.to_be_bytes()), Some(b"x'y")], &[])
+            .execute("", 0)
+            .sync();
+        let direct = comparable(&run(&mut p, Wire(binary.0.clone()), 1).await);
+        let through = comparable(&run(&mut c, binary, 1).await);
+        assert_eq!(through, direct);
+        assert_eq!(direct.len(), 5, "{direct:?}");
+        // A type the coordinator does not decode (numeric) is refused, not misread.
+        let binary = Wire::default()
+            .parse("", "SELECT count(*) FROM t WHERE id > $1", &[1700])
+            .bind("", "", &[1], &[Some(&[0, 1, 0, 0, 0, 0, 0, 0, 0, 5])], &[])
             .execute("", 0)
             .sync();
         let got = comparable(&run(&mut c, binary, 1).await);

@@ -33,7 +33,8 @@ fn slt_corpus_gives_the_same_answers_on_postgres_and_through_pgshard() {
     let plain = PlainPg::start().unwrap();
     let cluster = TestCluster::start(2).unwrap();
     let files = corpus_files();
-    assert!(files.len() >= 5, "the corpus is missing: {files:?}");
+    let filtered = std::env::var_os("PGSHARD_SLT").is_some();
+    assert!(files.len() >= 5 || (filtered && !files.is_empty()), "the corpus is missing: {files:?}");
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let mut failures = Vec::new();
     for file in &files {

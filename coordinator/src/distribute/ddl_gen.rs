@@ -1,6 +1,7 @@
 //! A table's definition read from the default node's `pg_catalog`, and the statements that
-//! recreate it on another node: its schema, the sequences its columns own, the table with its
-//! columns (type with modifier, collation, NOT NULL, default, generated, identity), its CHECK,
+//! recreate it on another node: its schema, the sequences its columns own or its defaults call,
+//! the table with its columns (type with modifier, collation, NOT NULL, default, generated,
+//! identity), its CHECK,
 //! PRIMARY KEY, UNIQUE and EXCLUDE constraints, its other indexes; foreign keys come apart,
 //! since they are added once both ends exist.
 //!
@@ -12,8 +13,8 @@
 //!
 //! Not reproduced: comments, privileges, ownership (the creating user owns the copy),
 //! triggers, row-level security, per-column storage/statistics settings, tablespaces, identity
-//! sequence options. A sequence is recreated empty on each node, so values drawn on different
-//! nodes collide (a `serial` column gives duplicate values across nodes).
+//! sequence options. A sequence is recreated empty on each node; the `sequences` step then gives
+//! each node's copy a range of its own.
 
 use tokio_postgres::Client;
 use tokio_postgres::error::SqlState;
@@ -111,12 +112,14 @@ pub(crate) struct Index {
     pub key_columns: Vec<i16>,
 }
 
-/// A sequence owned by one of the table's columns (`serial`), with its options as SQL.
+/// A sequence owned by one of the table's columns (`serial`) or named by a column's default,
+/// with its options as SQL.
 #[derive(Debug, Clone)]
 pub(crate) struct Sequence {
     pub schema: String,
     pub name: String,
-    pub column: String,
+    /// The column that owns it (`None`: a sequence of its own a default calls).
+    pub column: Option<String>,
     pub options: String,
 }
 
@@ -277,11 +280,8 @@ fn create_statements(
     }
     out.push(create);
     for seq in sequences {
-        out.push(format!(
-            "ALTER SEQUENCE {} OWNED BY {table}.{}",
-            qualified(&seq.schema, &seq.name),
-            ident(&seq.column)
-        ));
+        let Some(column) = &seq.column else { continue };
+        out.push(format!("ALTER SEQUENCE {} OWNED BY {table}.{}", qualified(&seq.schema, &seq.name), ident(column)));
     }
     for con in &ddl.constraints {
         out.push(format!("ALTER TABLE {table} ADD CONSTRAINT {} {}", ident(&con.name), con.definition));

@@ -133,18 +133,24 @@ pub(crate) async fn indexes(client: &Client, oid: u32) -> Result<Vec<Index>, Coo
 pub(crate) async fn sequences(client: &Client, oid: u32) -> Result<Vec<Sequence>, CoordError> {
     let rows = client
         .query(
-            "SELECT n.nspname::text, s.relname::text, a.attname::text,
+            "WITH used AS (
+               SELECT d.objid AS seq, a.attname::text AS col
+               FROM pg_depend d JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
+               WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass
+                 AND d.refobjid = $1 AND d.deptype = 'a'
+               UNION ALL
+               SELECT d.refobjid, NULL
+               FROM pg_attrdef ad JOIN pg_depend d ON d.classid = 'pg_attrdef'::regclass AND d.objid = ad.oid
+               WHERE d.refclassid = 'pg_class'::regclass AND ad.adrelid = $1)
+             SELECT DISTINCT ON (n.nspname, s.relname) n.nspname::text, s.relname::text, u.col,
                     format('AS %s INCREMENT BY %s MINVALUE %s MAXVALUE %s START WITH %s CACHE %s %s',
                            format_type(q.seqtypid, NULL), q.seqincrement, q.seqmin, q.seqmax, q.seqstart,
                            q.seqcache, CASE WHEN q.seqcycle THEN 'CYCLE' ELSE 'NO CYCLE' END)
-             FROM pg_depend d
-             JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S'
+             FROM used u
+             JOIN pg_class s ON s.oid = u.seq AND s.relkind = 'S'
              JOIN pg_namespace n ON n.oid = s.relnamespace
              JOIN pg_sequence q ON q.seqrelid = s.oid
-             JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
-             WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass
-               AND d.refobjid = $1 AND d.deptype = 'a'
-             ORDER BY s.relname",
+             ORDER BY n.nspname, s.relname, u.col NULLS LAST",
             &[&oid],
         )
         .await

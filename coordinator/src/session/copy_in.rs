@@ -182,7 +182,7 @@ impl Session {
 
     /// Runs `sql` (a COPY FROM STDIN) on connection `i` with `data` as its input, adding the
     /// rows it reports to `rows`. Returns the node's error, if it sent one.
-    async fn write_copy(&mut self, i: usize, sql: &str, data: Bytes, rows: &mut u64) -> Result<Option<Bytes>, Interrupted> {
+    pub(super) async fn write_copy(&mut self, i: usize, sql: &str, data: Bytes, rows: &mut u64) -> Result<Option<Bytes>, Interrupted> {
         let conn = self.conns.get(i);
         msg::query(sql, &mut conn.out);
         self.flush_conn(i).await?;

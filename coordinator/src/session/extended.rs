@@ -103,7 +103,7 @@ pub(super) enum Action {
     Fail(CoordError),
     /// Answer a Describe of a statement's result columns from PostgreSQL's Describe on home.
     /// `statement`: a statement's Describe (ParameterDescription first), else a portal's.
-    DescribeHome { sql: String, types: Vec<u32>, statement: bool },
+    DescribeHome { sql: String, types: Vec<u32>, statement: Option<String> },
     /// Run a local portal.
     RunLocal(Arc<LocalPortal>),
 }
@@ -187,7 +187,13 @@ impl Session {
                 Action::DescribeHome { sql, types, statement } => {
                     self.close_segment(&mut seg).await?;
                     if !self.statements.skipping {
-                        self.describe_on_home_for_client(&sql, &types, statement).await?;
+                        let described = self.describe_on_home_for_client(&sql, &types, statement.is_some()).await?;
+                        // Binary parameters the client sends by these types are decoded at Bind.
+                        if let (Some(name), Some(described)) = (statement, described)
+                            && let Some(stmt) = self.statements.stmts.get_mut(&name)
+                        {
+                            stmt.types = described;
+                        }
                     }
                 }
                 Action::Txn(cmd) => {
@@ -343,9 +349,10 @@ impl Session {
                             msg::parameter_description(&[], o);
                             msg::empty(b'n', o);
                         })),
-                        // A read over copies has the columns PostgreSQL gives it over the shells.
-                        Some(Stmt { kind: StmtKind::Planned(plan), sql, types, .. }) if matches!(**plan, Plan::Pull(_)) => {
-                            Action::DescribeHome { sql: sql.clone(), types: types.clone(), statement: true }
+                        // Reads over copies and writes the coordinator runs itself have the
+                        // parameters and columns PostgreSQL gives them over the shells.
+                        Some(Stmt { kind: StmtKind::Planned(plan), sql, types, .. }) if described_on_home(plan) => {
+                            Action::DescribeHome { sql: sql.clone(), types: types.clone(), statement: Some(name.to_owned()) }
                         }
                         Some(Stmt { kind: StmtKind::Planned(plan), sql, types, .. }) => {
                             Action::Answer(local::describe_planned(plan, sql, types, true))
@@ -357,10 +364,10 @@ impl Session {
                         Some(PortalAt::Conn(i)) => send(*i, m, Unit::DescribePortal),
                         Some(PortalAt::Txn(_)) => answer(b'n'),
                         Some(PortalAt::Local(p)) => match &p.planned {
-                            Some(plan) if !matches!(**plan, Plan::Pull(_)) => {
+                            Some(plan) if !described_on_home(plan) => {
                                 Action::Answer(local::describe_planned(plan, &p.stmt_sql, &[], false))
                             }
-                            _ => Action::DescribeHome { sql: p.stmt_sql.clone(), types: p.types.clone(), statement: false },
+                            _ => Action::DescribeHome { sql: p.stmt_sql.clone(), types: p.types.clone(), statement: None },
                         },
                         None => send(0, m, Unit::DescribePortal),
                     }
@@ -416,4 +423,10 @@ impl Session {
     fn execute_txn(&mut self, cmd: &TxnCmd) -> Action {
         Action::Txn(cmd.clone())
     }
+}
+
+/// Whether PostgreSQL describes a planned statement over the shells on home (a read over
+/// copies, a write the coordinator runs itself, maybe with RETURNING).
+fn described_on_home(plan: &Plan) -> bool {
+    matches!(plan, Plan::Pull(_) | Plan::InsertSelect(_) | Plan::Substitute(_))
 }

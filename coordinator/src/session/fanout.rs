@@ -318,6 +318,32 @@ impl Session {
         Ok(merged)
     }
 
+    /// Sends each connection its statements (the connections are in the block already) and
+    /// reads the answers into `merged`, forwarding rows when `rows`: one Query per connection,
+    /// or, when the client asked for binary results, each statement bound with its result
+    /// formats and one Sync.
+    pub(super) async fn gather(&mut self, work: &[(usize, Vec<String>)], merged: &mut Merged, rows: bool) -> Result<(), Interrupted> {
+        let binary = self.wants_binary();
+        for (i, statements) in work {
+            let out = &mut self.conns.get(*i).out;
+            if binary {
+                for sql in statements {
+                    msg::parse("", sql, &[], out);
+                    msg::bind_results("", "", &self.result_formats, out);
+                    msg::execute("", out);
+                }
+                msg::sync(out);
+            } else {
+                msg::query(&statements.join(";\n"), out);
+            }
+            self.flush_conn(*i).await?;
+        }
+        for (i, _) in work {
+            self.read_answer(*i, merged, rows).await?;
+        }
+        Ok(())
+    }
+
     /// Reads one node's answer to a Query up to ReadyForQuery, forwarding its rows (when
     /// `rows`) and its first RowDescription, and folding its tags and errors into `merged`.
     pub(super) async fn read_answer(&mut self, i: usize, merged: &mut Merged, rows: bool) -> Result<(), Interrupted> {

@@ -100,9 +100,17 @@ impl Session {
         let mut values = Vec::with_capacity(b.values.len());
         for (i, v) in b.values.iter().enumerate() {
             if b.is_binary(i) {
-                return Action::Fail(CoordError::Unsupported(
-                    "a binary-format parameter of a statement that reaches several shards or that pgshard runs itself".into(),
-                ));
+                let ty = types.get(i).copied().unwrap_or(0);
+                match v.map(|v| super::binval::to_text(ty, v)) {
+                    None => values.push(None),
+                    Some(Some(text)) => values.push(Some(text)),
+                    Some(None) => {
+                        return Action::Fail(CoordError::Unsupported(format!(
+                            "a binary-format parameter of type {ty} in a statement that reaches several shards or that pgshard runs itself (send it as text)"
+                        )));
+                    }
+                }
+                continue;
             }
             match v.map(std::str::from_utf8) {
                 None => values.push(None),
@@ -197,7 +205,8 @@ impl Session {
     }
 
     /// Answers a Describe of a local portal's columns with PostgreSQL's own, from home.
-    pub(super) async fn describe_on_home_for_client(&mut self, sql: &str, types: &[u32], statement: bool) -> Result<(), Interrupted> {
+    /// Returns the parameter types PostgreSQL described (for a statement).
+    pub(super) async fn describe_on_home_for_client(&mut self, sql: &str, types: &[u32], statement: bool) -> Result<Option<Vec<u32>>, Interrupted> {
         let home = self.conns.get(0);
         msg::parse(NAME, sql, types, &mut home.out);
         msg::describe_statement(NAME, &mut home.out);
@@ -205,18 +214,22 @@ impl Session {
         msg::flush(&mut home.out);
         self.flush_conn(0).await?;
         self.mark_unsynced(0);
+        let mut described = None;
         loop {
             let (tag, m) =
                 self.conns.get(0).recv().await?;
             match tag {
                 b'T' | b'n' => self.push(&m).await?,
-                b't' if statement => self.push(&m).await?,
+                b't' if statement => {
+                    described = msg::parameter_types(&m).ok();
+                    self.push(&m).await?;
+                }
                 b'E' => {
                     self.push(&m).await?;
                     self.skip_to_sync();
-                    return Ok(());
+                    return Ok(None);
                 }
-                b'3' => return Ok(()),
+                b'3' => return Ok(described),
                 b'N' => self.push(&m).await?,
                 _ => {}
             }
@@ -243,18 +256,22 @@ impl Session {
         let any_format = matches!(p.planned.as_deref(), Some(Plan::CopyIn(_) | Plan::Ddl(_) | Plan::Function(_)));
         self.binary_results = p.binary_results;
         self.result_formats.clone_from(&p.result_formats);
-        let decision = match self.decide(&p.sql).await {
+        let timed = self.with_times(&p.sql);
+        let sql = timed.as_deref().unwrap_or(&p.sql);
+        let decision = match self.decide(sql).await {
             Ok(d) => d,
             Err(e) => return self.answer_error(&e).await,
         };
-        // Shard plans and reads over copies check the formats where they answer (a final
-        // query on the default node answers in any format).
-        let checked_later = matches!(&decision, Decision::Plan(_, plan) if matches!(**plan, Plan::Shards(_) | Plan::Pull(_)));
+        // Shard plans, reads over copies and staged inserts check the formats where they
+        // answer (a final query on the default node, or a shard's bound INSERT ... RETURNING,
+        // answers in any format); substitutions are planned again.
+        let checked_later = matches!(&decision, Decision::Plan(_, plan)
+            if matches!(**plan, Plan::Shards(_) | Plan::Pull(_) | Plan::InsertSelect(_) | Plan::Substitute(_)));
         if p.binary_results && !any_format && !checked_later {
             return self.answer_error(&binary_results_refused()).await;
         }
         match decision {
-            Decision::Plan(catalog, plan) => self.run_plan_simple(catalog, *plan, &p.sql).await,
+            Decision::Plan(catalog, plan) => self.run_plan_simple(catalog, *plan, sql).await,
             Decision::Refuse(why) => self.answer_error(&CoordError::Unsupported(why)).await,
             Decision::Home | Decision::Txn(_) => {
                 let e = CoordError::sql(

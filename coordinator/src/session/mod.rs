@@ -29,8 +29,10 @@ use crate::server::Shared;
 use crate::wire::encode;
 
 mod bind;
+mod binval;
 mod block;
 mod client;
+mod clock;
 mod commit;
 mod conns;
 mod copy_in;

@@ -317,6 +317,13 @@ pub fn row_description_names(msg: &[u8]) -> Result<Vec<String>, CoordError> {
     Ok(names)
 }
 
+/// The type OIDs of a ParameterDescription.
+pub fn parameter_types(msg: &[u8]) -> Result<Vec<u32>, CoordError> {
+    let mut f = Fields::of(msg);
+    let n = f.i16()?.max(0) as usize;
+    (0..n).map(|_| f.i32().map(|t| t as u32)).collect()
+}
+
 /// Appends a CopyData message.
 pub fn copy_data(data: &[u8], out: &mut BytesMut) {
     frame(b'd', out, |o| o.put_slice(data));

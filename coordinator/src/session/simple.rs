@@ -58,6 +58,8 @@ impl Session {
         if !self.pinned && crate::guc::pins_session(sql.as_bytes(), false) {
             self.pinned = true;
         }
+        let timed = self.with_times(sql);
+        let sql = timed.as_deref().unwrap_or(sql);
         let decision = match self.fast_decision(sql).await {
             Some(FastDecision::Home) => Ok(Decision::Home),
             Some(FastDecision::Shard(catalog, sp, literals)) => {

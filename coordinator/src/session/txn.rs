@@ -73,12 +73,14 @@ pub struct Block {
     pub replay: Vec<Replay>,
     /// Opened by the coordinator around one statement (not by the client).
     pub implicit: bool,
+    /// When the client's BEGIN arrived: `now()` for the statements of the block.
+    pub started: Option<std::time::SystemTime>,
 }
 
 impl Block {
     /// A block the client opened with `begin`.
     pub fn new(begin: &str) -> Self {
-        Self { begin: begin.to_owned(), ..Self::default() }
+        Self { begin: begin.to_owned(), started: Some(std::time::SystemTime::now()), ..Self::default() }
     }
 
     /// A block around one autocommit statement.

@@ -137,7 +137,6 @@ fn reads_across_groups_or_with_other_tables_are_answered_over_copies() {
         other => panic!("{other}"),
     }
     refused("SELECT * FROM orders JOIN accounts ON true FOR UPDATE", "FOR UPDATE/SHARE");
-    refused("WITH d AS (DELETE FROM orders WHERE o_w_id = 1 RETURNING *) SELECT * FROM d", "data-modifying WITH");
     assert_eq!(
         planned("UPDATE orders SET amount = 0 FROM accounts WHERE accounts.id = orders.o_id"),
         "answer first, then plan again: SELECT * FROM accounts"
@@ -297,9 +296,41 @@ fn insert_select_into_a_distributed_table_is_split_by_shard() {
         }
         other => panic!("{other}"),
     }
-    refused("INSERT INTO orders (o_id) SELECT 1", "without a value for its distribution column \"o_w_id\"");
-    refused("INSERT INTO orders (o_id, o_w_id) SELECT a, b FROM accounts WHERE true ON CONFLICT DO NOTHING", "ON CONFLICT");
-    refused("INSERT INTO orders (o_id, o_w_id) SELECT 1, 2 RETURNING o_id", "RETURNING");
+    refused("INSERT INTO orders (o_id, o_w_id) SELECT a, b FROM accounts WHERE true ON CONFLICT (o_id) DO UPDATE SET o_w_id = 3", "changes the distribution column");
+    refused("INSERT INTO orders (o_id, o_w_id) SELECT 1, 2 RETURNING (SELECT 1 FROM accounts)", "RETURNING that reads a table");
+    // ON CONFLICT and RETURNING run on each shard over the rows delivered to it.
+    match plan_sql("INSERT INTO orders AS o (o_id, o_w_id) SELECT a, b FROM accounts WHERE true ON CONFLICT DO NOTHING RETURNING o.o_id", &Catalog) {
+        Plan::InsertSelect(p) => {
+            assert_eq!(p.query.render(Some("pg_temp")), "SELECT a, b FROM accounts WHERE true ");
+            let per = p.per_shard.unwrap();
+            assert_eq!(per.head.render(Some("s1")), "INSERT INTO s1.\"orders\" AS \"o\" ");
+            assert_eq!(per.tail.render(Some("s1")), "ON CONFLICT DO NOTHING RETURNING o.o_id");
+            assert!(!p.defaults);
+        }
+        other => panic!("{other}"),
+    }
+}
+
+#[test]
+fn inserts_whose_distribution_value_is_computed_are_staged() {
+    // Left out, the distribution column takes its default on the default node, once.
+    match plan_sql("INSERT INTO orders (o_id) VALUES (1), (2) RETURNING o_w_id", &Catalog) {
+        Plan::InsertSelect(p) => {
+            assert_eq!(p.target.columns.as_deref(), Some(&["o_id".to_owned(), "o_w_id".to_owned()][..]));
+            assert_eq!((p.target.dist_index, p.filled, p.defaults), (1, 1, true));
+            assert_eq!(p.query.render(Some("pg_temp")), "VALUES (1), (2) ");
+        }
+        other => panic!("{other}"),
+    }
+    for sql in [
+        "INSERT INTO orders (o_id, o_w_id) VALUES (1, 2), (2, DEFAULT)",
+        "INSERT INTO orders (o_id, o_w_id) VALUES (1, nextval('s'))",
+        "INSERT INTO orders (o_id, o_w_id) VALUES (1, (SELECT max(c_w_id) FROM customer))",
+    ] {
+        assert!(matches!(plan_sql(sql, &Catalog), Plan::InsertSelect(ref p) if p.defaults && p.filled == 2), "{sql}");
+    }
+    // Constants and parameters are split by the coordinator as before.
+    assert!(matches!(plan_sql("INSERT INTO orders (o_id, o_w_id) VALUES (1, 2), ($1, $2)", &Catalog), Plan::Shards(_)));
 }
 
 #[test]
@@ -358,5 +389,50 @@ fn insert_select_keeping_rows_in_their_shard_is_pushed_down() {
         "INSERT INTO orders (o_w_id, o_id) SELECT o_w_id, o_id FROM orders ORDER BY o_id LIMIT 3",
     ] {
         assert!(planned(sql).starts_with("insert into"), "{sql}: {}", planned(sql));
+    }
+}
+
+#[test]
+fn data_modifying_with_runs_on_the_shards_when_each_shard_stands_alone() {
+    use crate::shard::Targets;
+    let shards = |sql: &str| match plan_sql(sql, &Catalog) {
+        Plan::Shards(p) => p,
+        other => panic!("{sql}: {other}"),
+    };
+    // Every part tied to one value: that value's shard, whatever the parts do.
+    let p = shards("WITH d AS (DELETE FROM orders WHERE o_w_id = 1 RETURNING *) INSERT INTO customer (c_id, c_w_id) SELECT o_id, o_w_id FROM d WHERE false");
+    assert!(matches!(p.targets, Targets::Keys(ref k) if k.len() == 1));
+    let p = shards("WITH n AS (INSERT INTO orders (o_id, o_w_id) VALUES (1, $1) RETURNING o_id) UPDATE customer SET c_balance = 0 WHERE c_w_id = $1 AND c_id IN (SELECT o_id FROM n)");
+    assert_eq!((p.targets.clone(), p.kind), (Targets::Keys(vec![crate::route::DistKey::Param(1)]), crate::shard::StmtKind::Insert));
+    assert!(p.multi.is_err());
+    assert_eq!(p.single.render(Some("s")), "WITH n AS (INSERT INTO s.orders (o_id, o_w_id) VALUES (1, $1) RETURNING o_id) UPDATE s.customer SET c_balance = 0 WHERE c_w_id = $1 AND c_id IN (SELECT o_id FROM n)");
+    // UPDATE and DELETE keep rows in their shard: every shard, rows concatenated.
+    let p = shards("WITH u AS (UPDATE orders SET o_carrier_id = 1 WHERE o_carrier_id IS NULL RETURNING o_id, o_w_id) SELECT o_id FROM u WHERE o_w_id > 2");
+    assert_eq!(p.targets, Targets::All);
+    assert!(matches!(p.multi, Ok(ref m) if m.merge == crate::merge::MergeStep::Concat));
+    // Parts tied to different values: the shards of those values, each on its own rows.
+    let p = shards("WITH d AS (DELETE FROM orders WHERE o_w_id = 1 RETURNING *) DELETE FROM customer WHERE c_w_id = 2");
+    assert_eq!(p.targets, Targets::Keys(vec![crate::route::DistKey::Literal("1".into()), crate::route::DistKey::Literal("2".into())]));
+    assert!(p.multi.is_ok());
+    // Rows moved from one table to another keep their distribution value: every shard moves
+    // its own (`RETURNING *` and `SELECT *` line up by the tables' column order too).
+    let p = shards("WITH d AS (DELETE FROM orders WHERE o_carrier_id = 3 RETURNING *) INSERT INTO customer (c_id, c_w_id) SELECT o_id, d.o_w_id FROM d");
+    assert_eq!(p.targets, Targets::All);
+    let p = shards("WITH d AS (DELETE FROM customer RETURNING *) INSERT INTO customer SELECT * FROM d");
+    assert!(p.multi.is_ok());
+    // Refused: an aggregate over every shard's rows, an INSERT of rows from elsewhere, parts
+    // tied to different values, other groups, tables of the default node, recursion.
+    for (sql, why) in [
+        ("WITH u AS (UPDATE orders SET o_carrier_id = 1 RETURNING o_id) SELECT count(*) FROM u", "aggregates"),
+        ("WITH d AS (DELETE FROM orders RETURNING *) INSERT INTO customer (c_id, c_w_id) SELECT o_w_id, o_id FROM d", "INSERT"),
+        ("WITH d AS (DELETE FROM orders RETURNING o_id) UPDATE customer SET c_balance = 0 WHERE c_id IN (SELECT o_id FROM d)", "joins or filters"),
+        ("WITH d AS (DELETE FROM orders RETURNING o_id, o_w_id) SELECT * FROM d JOIN customer ON c_id = o_id", "joins or filters"),
+        ("WITH d AS (DELETE FROM orders RETURNING *), e AS (SELECT * FROM d) SELECT * FROM d WHERE o_id IN (SELECT o_id FROM e)", "joins or filters"),
+        ("WITH d AS (DELETE FROM orders RETURNING *) INSERT INTO customer (c_id, c_w_id) SELECT o_id, o_w_id + 0 FROM d", "INSERT"),
+        ("WITH d AS (DELETE FROM orders WHERE o_w_id = 1 RETURNING *) DELETE FROM events WHERE e_tenant = 1", "different colocation groups"),
+        ("WITH d AS (DELETE FROM orders WHERE o_w_id = 1 RETURNING *) INSERT INTO plain SELECT * FROM d", "not distributed"),
+        ("WITH u AS (UPDATE orders SET o_w_id = 2 WHERE o_w_id = 1 RETURNING *) SELECT * FROM u", "distribution column"),
+    ] {
+        refused(sql, why);
     }
 }

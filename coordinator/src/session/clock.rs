@@ -1,0 +1,79 @@
+//! The coordinator's clock in statements that write managed tables (see the planner's `times`
+//! module): `now()` and its kin are the client's transaction start as the coordinator saw it,
+//! the same on every node.
+
+use std::collections::HashMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use pgshard_planner::times::{self, Stamps};
+
+use super::Session;
+use super::plan::Rels;
+use super::txn::TxnState;
+
+impl Session {
+    /// `sql` with the transaction-time functions written in, when it writes a managed table
+    /// and calls them.
+    pub(super) fn with_times(&self, sql: &str) -> Option<String> {
+        if !times::mentions_time(sql) {
+            return None;
+        }
+        let now = SystemTime::now();
+        let started = match &self.txn {
+            TxnState::Block(b) => b.started.unwrap_or(now),
+            TxnState::Idle => now,
+        };
+        let catalog = self.catalog();
+        let columns = HashMap::new();
+        let rels = Rels { catalog: &catalog, columns: &columns };
+        let (transaction, statement) = (timestamptz(started), timestamptz(now));
+        times::fix(sql, &rels, Stamps { transaction: &transaction, statement: &statement })
+    }
+}
+
+/// A PostgreSQL timestamptz literal in UTC with microseconds: `2026-12-06 17:40:55.123456+00`.
+pub fn timestamptz(t: SystemTime) -> String {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs();
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    let (y, m, day) = civil(days);
+    format!(
+        "{y:04}-{m:02}-{day:02} {:02}:{:02}:{:02}.{:06}+00",
+        rest / 3600,
+        rest / 60 % 60,
+        rest % 60,
+        d.subsec_micros()
+    )
+}
+
+/// Year, month and day of a count of days since 1970-01-01 (the proleptic Gregorian calendar).
+fn civil(days: u64) -> (u64, u64, u64) {
+    // Shift to a calendar starting on 0000-03-01, in 400-year eras of 146,097 days.
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn literals_are_utc_calendar_times() {
+        assert_eq!(timestamptz(UNIX_EPOCH), "1970-01-01 00:00:00.000000+00");
+        // 2024-02-29 (a leap day) 13:14:15.000016
+        let t = UNIX_EPOCH + Duration::new(1_709_212_455, 16_000);
+        assert_eq!(timestamptz(t), "2024-02-29 13:14:15.000016+00");
+        let t = UNIX_EPOCH + Duration::from_secs(4_102_444_799);
+        assert_eq!(timestamptz(t), "2099-12-31 23:59:59.000000+00");
+    }
+}

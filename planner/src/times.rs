@@ -1,0 +1,157 @@
+//! The transaction's time, the same on every node. PostgreSQL's `now()` (and
+//! `current_timestamp`, `current_date`, `localtimestamp`, ...) is the time its transaction
+//! started; each data node would answer with its own start, so rows one statement writes on
+//! several nodes would carry different times. In a statement that writes distributed or
+//! reference tables the coordinator writes its own transaction start in instead, as a
+//! `timestamptz` literal cast the way the function's type asks (the node's `TimeZone`, the
+//! client's, makes the date and local times). `statement_timestamp()` gets the statement's
+//! start. `clock_timestamp()`, `random()` and other functions that change from call to call are
+//! left to each node, as they change from row to row on one PostgreSQL too.
+
+use sqlparser::ast::Statement;
+use sqlparser::dialect::PostgreSqlDialect;
+use sqlparser::parser::Parser;
+use sqlparser::tokenizer::Token;
+
+use crate::route::Relations;
+use crate::text::Source;
+
+/// The coordinator's times, as PostgreSQL timestamptz literals (`2026-12-06 17:40:55.123456+00`).
+#[derive(Debug, Clone, Copy)]
+pub struct Stamps<'a> {
+    /// When the transaction started (`now()`).
+    pub transaction: &'a str,
+    /// When the statement arrived (`statement_timestamp()`).
+    pub statement: &'a str,
+}
+
+/// Whether `sql` may call one of the functions [`fix`] replaces: a cheap test before parsing.
+pub fn mentions_time(sql: &str) -> bool {
+    let lower = sql.to_ascii_lowercase();
+    ["now", "current_time", "current_date", "localtime", "transaction_timestamp", "statement_timestamp"]
+        .iter()
+        .any(|w| lower.contains(w))
+}
+
+/// `sql` with the transaction-time functions replaced by `stamps`, when it is one statement
+/// that writes a distributed or reference table and calls one of them; `None` otherwise.
+pub fn fix(sql: &str, rels: &impl Relations, stamps: Stamps<'_>) -> Option<String> {
+    if !mentions_time(sql) {
+        return None;
+    }
+    let (src, tokens) = Source::tokenize(sql).ok()?;
+    let stmts = Parser::new(&PostgreSqlDialect {}).with_tokens_with_locations(tokens).parse_statements().ok()?;
+    let [stmt] = stmts.as_slice() else { return None };
+    if !matches!(stmt, Statement::Query(_) | Statement::Insert(_) | Statement::Update(_) | Statement::Delete(_)) {
+        return None;
+    }
+    let targets = crate::plan::write_targets(stmt, &src, rels).ok()?;
+    if !targets.iter().any(|t| t.kind.is_some()) {
+        return None;
+    }
+    let mut out = String::with_capacity(sql.len() + 64);
+    let mut copied = 0;
+    let mut i = 0;
+    while i < src.len() {
+        let Some((end, text)) = call_at(&src, i, stamps) else {
+            i += 1;
+            continue;
+        };
+        let qualified = i >= 2 && src.is_kw(i - 2, "pg_catalog") && src.tok(i - 1).is_some_and(|t| t.token == Token::Period);
+        let start = if qualified { src.pos(i - 2) } else { src.pos(i) };
+        out.push_str(&sql[copied..start]);
+        out.push_str(&text);
+        copied = src.end_of(end);
+        i = end + 1;
+    }
+    if copied == 0 {
+        return None;
+    }
+    out.push_str(&sql[copied..]);
+    Some(out)
+}
+
+/// A call of a transaction-time function starting at token `i`: its last token and the text
+/// that replaces it.
+fn call_at(src: &Source<'_>, i: usize, stamps: Stamps<'_>) -> Option<(usize, String)> {
+    let Some(Token::Word(w)) = src.tok(i).map(|t| &t.token) else { return None };
+    if w.quote_style.is_some() {
+        return None;
+    }
+    // Not a column or a field (`t.now`), and not a qualified name other than pg_catalog's.
+    if i >= 2 && src.tok(i - 1).is_some_and(|t| t.token == Token::Period) && !src.is_kw(i - 2, "pg_catalog") {
+        return None;
+    }
+    let name = w.value.to_ascii_lowercase();
+    let open = src.tok(i + 1).is_some_and(|t| t.token == Token::LParen);
+    let literal = |stamp: &str| format!("'{stamp}'::timestamptz");
+    match name.as_str() {
+        "now" | "transaction_timestamp" | "statement_timestamp" if open => {
+            let close = src.close_of(i + 1)?;
+            if close != i + 2 {
+                return None;
+            }
+            let stamp = if name == "statement_timestamp" { stamps.statement } else { stamps.transaction };
+            Some((close, format!("({})", literal(stamp))))
+        }
+        "current_timestamp" | "current_time" | "localtime" | "localtimestamp" | "current_date" => {
+            // The SQL keywords, with an optional precision: `current_timestamp(3)`.
+            let (end, precision) = match (open, name.as_str()) {
+                (true, "current_date") => return None,
+                (true, _) => {
+                    let close = src.close_of(i + 1)?;
+                    let Some(Token::Number(p, _)) = src.tok(i + 2).map(|t| &t.token) else { return None };
+                    if close != i + 3 {
+                        return None;
+                    }
+                    (close, format!("({p})"))
+                }
+                (false, _) => (i, String::new()),
+            };
+            let ty = match name.as_str() {
+                "current_timestamp" => "timestamptz",
+                "current_time" => "timetz",
+                "localtime" => "time",
+                "localtimestamp" => "timestamp",
+                _ => "date",
+            };
+            Some((end, format!("(({})::{ty}{precision})", literal(stamps.transaction))))
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+
+    use super::*;
+    use crate::testing::Catalog;
+
+    const STAMPS: Stamps<'static> = Stamps { transaction: "T", statement: "S" };
+
+    fn fixed(sql: &str) -> Option<String> {
+        fix(sql, &Catalog, STAMPS)
+    }
+
+    #[test]
+    fn writes_to_managed_tables_get_the_coordinators_time() {
+        assert_eq!(
+            fixed("UPDATE orders SET ts = now(), d = CURRENT_DATE, s = statement_timestamp() WHERE o_w_id = 1").unwrap(),
+            "UPDATE orders SET ts = ('T'::timestamptz), d = (('T'::timestamptz)::date), s = ('S'::timestamptz) WHERE o_w_id = 1"
+        );
+        assert_eq!(
+            fixed("INSERT INTO item VALUES (1, current_timestamp(3), localtime, pg_catalog.now())").unwrap(),
+            "INSERT INTO item VALUES (1, (('T'::timestamptz)::timestamptz(3)), (('T'::timestamptz)::time), ('T'::timestamptz))"
+        );
+    }
+
+    #[test]
+    fn reads_columns_and_other_tables_are_left_alone() {
+        assert_eq!(fixed("SELECT now() FROM orders"), None);
+        assert_eq!(fixed("INSERT INTO plain VALUES (now())"), None);
+        assert_eq!(fixed("UPDATE orders SET ts = o.now WHERE o_w_id = 1"), None);
+        assert_eq!(fixed("UPDATE orders SET ts = clock_timestamp(), r = random() WHERE o_w_id = 1"), None);
+        assert_eq!(fixed("UPDATE orders SET note = 'now()' WHERE o_w_id = 1"), None);
+    }
+}
