@@ -31,6 +31,38 @@ pub struct Config {
     pub transactions: TransactionsConfig,
     /// The primary lease (several coordinators on one metadata store).
     pub primary: PrimaryConfig,
+    /// Reads the shards cannot answer alone.
+    pub reads: ReadsConfig,
+}
+
+/// How reads across colocation groups (or with tables of the default node) are answered.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReadsConfig {
+    /// `auto`: by table sizes, the way that moves fewer bytes; `copies`: always over copies on
+    /// the default node; `broadcast`: on one group's shards with the other tables written in,
+    /// whenever that can run.
+    pub strategy: ReadStrategy,
+    /// The most rows the tables written into a broadcast read may have (more: copies).
+    pub broadcast_max_rows: usize,
+}
+
+impl Default for ReadsConfig {
+    fn default() -> Self {
+        Self { strategy: ReadStrategy::Auto, broadcast_max_rows: 10_000 }
+    }
+}
+
+/// See [`ReadsConfig::strategy`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReadStrategy {
+    /// By sizes.
+    Auto,
+    /// Over copies on the default node.
+    Copies,
+    /// On one group's shards whenever possible.
+    Broadcast,
 }
 
 /// Primary and follower coordinators.
@@ -84,6 +116,7 @@ impl Default for Config {
             shutdown_grace_secs: 10,
             transactions: TransactionsConfig::default(),
             primary: PrimaryConfig::default(),
+            reads: ReadsConfig::default(),
         }
     }
 }

@@ -39,6 +39,8 @@ pub struct Shared {
     pub lease: crate::lease::Lease,
     /// Plans of simple-protocol query shapes (the fast path).
     pub(crate) shapes: crate::session::shape::ShapeCache,
+    /// Table sizes on the nodes, for choosing how to answer reads across colocation groups.
+    pub(crate) sizes: std::sync::Mutex<crate::session::broadcast::SizeCache>,
 }
 
 /// Column names of the managed tables, by (schema, name), for one catalog version.
@@ -129,6 +131,7 @@ impl Coordinator {
             cancels: CancelRegistry::new(),
             catalog: RwLock::new(Arc::new(catalog)),
             columns: RwLock::new(ColumnCache { version: -1, ..ColumnCache::default() }),
+            sizes: std::sync::Mutex::default(),
             store: tokio::sync::Mutex::new(store),
             dtx: crate::dtx::Dtx::new(
                 &config.name,

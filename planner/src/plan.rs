@@ -325,7 +325,13 @@ fn explain(
             inner: Box::new(plan),
         }),
         Plan::Unsupported(why) => Plan::Unsupported(why),
-        Plan::Pull(_) => Plan::Unsupported("EXPLAIN of a query answered over copies of its distributed tables".into()),
+        plan @ Plan::Pull(_) if !analyze => Plan::Explain(Explain {
+            analyze,
+            prefix: src.sql[..start].trim().to_owned(),
+            sql: text.to_owned(),
+            inner: Box::new(plan),
+        }),
+        Plan::Pull(_) => Plan::Unsupported("EXPLAIN ANALYZE of a query answered over copies of its distributed tables".into()),
         _ => Plan::Unsupported(
             "EXPLAIN of a statement other than SELECT, INSERT, UPDATE or DELETE over distributed tables".into(),
         ),

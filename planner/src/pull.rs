@@ -4,11 +4,13 @@
 //! each distributed table the query reads into a temporary table of the same name on the
 //! default node, where the reference tables and the ordinary tables already are, and the
 //! default node answers the query as written, with those tables qualified by `pg_temp`.
-//! Whole tables move; the answer is PostgreSQL's own.
+//! Whole tables move, less the rows the query's own WHERE conjuncts on one table rule out
+//! (see `narrow`); the answer is PostgreSQL's own.
 
 use sqlparser::ast::Statement;
 
 use crate::names::quote_ident;
+use crate::narrow::Narrowed;
 use crate::refs::{RelRef, Refs};
 use crate::route::RelationKind;
 use crate::template::{ShardTemplate, Splicer};
@@ -30,6 +32,24 @@ pub struct PullPlan {
     /// reading distributed tables): it commits with the copies' transaction, so it cannot run
     /// inside a client's transaction block.
     pub writes: bool,
+    /// For a read: the other way to answer it, one per colocation group it reads, which the
+    /// coordinator may choose by the sizes of the tables each would move.
+    pub broadcast: Vec<Broadcast>,
+}
+
+/// A read answered on the shards of one colocation group (the anchor): every table of other
+/// groups and of the default node it names (and every subquery over them) is answered first
+/// and written into the statement as a VALUES list, the way a reference table would be there,
+/// and the statement so rewritten is planned again over the anchor's shards.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Broadcast {
+    /// The anchor group.
+    pub group: i32,
+    /// What to answer first and how to write it in.
+    pub substitute: crate::substitute::Substitute,
+    /// The tables whose rows are written in: `(group, schema, name)`, the group `None` for a
+    /// table of the default node.
+    pub moved: Vec<(Option<i32>, Option<String>, String)>,
 }
 
 /// One distributed table to copy.
@@ -39,13 +59,21 @@ pub struct PullTable {
     pub group: i32,
     /// The temporary table's name (the table's name, quoted).
     pub temp_name: String,
+    /// The table's name as the catalog knows it (unquoted).
+    pub name: String,
     /// `SELECT * FROM <qualifier>table`: rendered with no schema it reads the shell on the
     /// default node, with a shard schema the shard's rows.
     pub rows: ShardTemplate,
 }
 
 /// One [`PullTable`] per distributed table among `refs` (each table once).
-pub(crate) fn pull_tables<'r>(src: &Source<'_>, refs: impl Iterator<Item = &'r RelRef>, why: &str) -> Result<Vec<PullTable>, String> {
+/// `narrow`: conjuncts to read a table's rows with (see `narrow`), by where it is named.
+pub(crate) fn pull_tables<'r>(
+    src: &Source<'_>,
+    refs: impl Iterator<Item = &'r RelRef>,
+    why: &str,
+    narrow: &[Narrowed],
+) -> Result<Vec<PullTable>, String> {
     let mut tables: Vec<PullTable> = Vec::new();
     let mut seen: Vec<(&str, Option<&str>, i32)> = Vec::new();
     for r in refs {
@@ -58,10 +86,11 @@ pub(crate) fn pull_tables<'r>(src: &Source<'_>, refs: impl Iterator<Item = &'r R
         }
         let qualifier = &src.sql[r.qualifier.clone()];
         let quoted = quote_ident(&r.name);
-        let text = format!("SELECT * FROM {qualifier}{quoted}");
+        let clause = narrow.iter().find(|n| n.at == r.qualifier.start).map_or("", |n| n.clause.as_str());
+        let text = format!("SELECT * FROM {qualifier}{quoted}{clause}");
         let start = "SELECT * FROM ".len();
         let rows = Splicer::new(&text, std::iter::once(start..start + qualifier.len()).collect()).whole();
-        tables.push(PullTable { group: *group, temp_name: quoted, rows });
+        tables.push(PullTable { group: *group, temp_name: quoted, name: r.name.clone(), rows });
     }
     Ok(tables)
 }
@@ -75,10 +104,18 @@ pub(crate) fn plan(stmt: &Statement, src: &Source<'_>, refs: &Refs, why: &str, l
         Statement::Insert(_) | Statement::Update(_) | Statement::Delete(_) if local_write => {}
         _ => return Err(why.to_owned()),
     }
-    let tables = pull_tables(src, refs.tables.iter(), why)?;
+    // A table named once may move only the rows its own conjuncts let through.
+    let once = |at: usize| {
+        refs.tables.iter().find(|r| r.qualifier.start == at).is_some_and(|r| {
+            refs.tables.iter().filter(|o| o.name == r.name && o.schema.as_deref().unwrap_or("public") == r.schema.as_deref().unwrap_or("public")).count() == 1
+        })
+    };
+    let narrow: Vec<Narrowed> = crate::narrow::narrowings(stmt, src).into_iter().filter(|n| once(n.at)).collect();
+    let tables = pull_tables(src, refs.tables.iter(), why, &narrow)?;
     if tables.is_empty() {
         return Err(why.to_owned());
     }
     let query = Splicer::new(src.sql, refs.qualifiers()).whole();
-    Ok(PullPlan { tables, query, why: why.to_owned(), writes: local_write })
+    let broadcast = if local_write { Vec::new() } else { crate::substitute::broadcasts(stmt, src, refs, why) };
+    Ok(PullPlan { tables, query, why: why.to_owned(), writes: local_write, broadcast })
 }

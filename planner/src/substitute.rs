@@ -4,6 +4,11 @@
 //! copies of its tables, and its rows replace it as a VALUES list; the statement so rewritten
 //! is planned again and runs on the target's shards. A correlated subquery fails to run on its
 //! own and the statement is refused then.
+//!
+//! Reads over several colocation groups (or with tables of the default node) get the same
+//! treatment as an alternative to answering them over copies ([`broadcasts`]): one colocation
+//! group is the anchor, everything else is answered first, and the statement runs on the
+//! anchor's shards with the other tables' rows written in, as a reference table's would be.
 
 use std::ops::Range;
 
@@ -11,7 +16,8 @@ use sqlparser::ast::Statement;
 use sqlparser::tokenizer::Token;
 
 use crate::pull::{PullTable, pull_tables};
-use crate::refs::Refs;
+use crate::pull::Broadcast;
+use crate::refs::{RelRef, Refs};
 use crate::route::RelationKind;
 use crate::template::{ShardTemplate, Splicer};
 use crate::text::Source;
@@ -70,6 +76,68 @@ pub(crate) fn plan(stmt: &Statement, src: &Source<'_>, refs: &Refs, why: &str) -
     if !matches!(stmt, Statement::Update(_) | Statement::Delete(_)) {
         return Err(why.to_owned());
     }
+    // Subqueries over any distributed table or a table of the default node; tables of FROM /
+    // USING the shards cannot join: other distributed tables than the target, and the
+    // default node's.
+    let target = refs.tables.first().map(|r| (r.schema.clone(), r.name.clone()));
+    let answered_table = |r: &RelRef| match &r.kind {
+        None => true,
+        Some(RelationKind::Distributed { .. }) => target != Some((r.schema.clone(), r.name.clone())),
+        Some(RelationKind::Reference) => false,
+    };
+    substitute(src, refs, why, &|r: &RelRef| r.is_distributed() || r.kind.is_none(), &answered_table, &[])
+}
+
+/// The broadcast variants of a read over several colocation groups or with tables of the
+/// default node: one per group it reads, the tables of the others (and of the default node)
+/// answered first.
+pub(crate) fn broadcasts(stmt: &Statement, src: &Source<'_>, refs: &Refs, why: &str) -> Vec<Broadcast> {
+    let Statement::Query(q) = stmt else { return Vec::new() };
+    if !q.locks.is_empty() {
+        return Vec::new();
+    }
+    let group_of = |r: &RelRef| match r.kind {
+        Some(RelationKind::Distributed { group, .. }) => Some(group),
+        _ => None,
+    };
+    let mut groups: Vec<i32> = Vec::new();
+    for g in refs.tables.iter().filter_map(group_of) {
+        if !groups.contains(&g) {
+            groups.push(g);
+        }
+    }
+    let local = refs.tables.iter().any(|r| r.kind.is_none());
+    if groups.is_empty() || (groups.len() == 1 && !local) {
+        return Vec::new();
+    }
+    let narrow = crate::narrow::narrowings(stmt, src);
+    groups
+        .into_iter()
+        .filter_map(|anchor| {
+            let foreign = |r: &RelRef| r.kind.is_none() || group_of(r).is_some_and(|g| g != anchor);
+            let substitute = substitute(src, refs, why, &foreign, &foreign, &narrow).ok()?;
+            let mut moved: Vec<(Option<i32>, Option<String>, String)> = Vec::new();
+            for r in refs.tables.iter().filter(|r| foreign(r)) {
+                let m = (group_of(r), r.schema.clone(), r.name.clone());
+                if !moved.contains(&m) {
+                    moved.push(m);
+                }
+            }
+            Some(Broadcast { group: anchor, substitute, moved })
+        })
+        .collect()
+}
+
+/// The parenthesized subqueries that read a table `answered_in` accepts (answered whole, with
+/// whatever else they read), and the tables `answered_table` accepts named outside them.
+fn substitute(
+    src: &Source<'_>,
+    refs: &Refs,
+    why: &str,
+    answered_in: &dyn Fn(&RelRef) -> bool,
+    answered_table: &dyn Fn(&RelRef) -> bool,
+    narrow: &[crate::narrow::Narrowed],
+) -> Result<Substitute, String> {
     let mut subqueries = Vec::new();
     let mut i = 0;
     while i < src.len() {
@@ -84,8 +152,8 @@ pub(crate) fn plan(stmt: &Statement, src: &Source<'_>, refs: &Refs, why: &str) -
         let inside: Vec<_> = refs.tables.iter().filter(|r| r.qualifier.start >= inner.start && r.qualifier.start < inner.end).collect();
         // Subqueries over distributed tables the shards cannot join, or over tables only the
         // default node has.
-        if inside.iter().any(|r| r.is_distributed() || r.kind.is_none()) {
-            let tables = pull_tables(src, inside.into_iter(), why)?;
+        if inside.iter().any(|r| answered_in(r)) {
+            let tables = pull_tables(src, inside.into_iter(), why, &[])?;
             let quals = refs.qualifiers().into_iter().filter(|q| q.start >= inner.start && q.start < inner.end).collect();
             let sp = Splicer::new(src.sql, quals);
             let mut b = sp.builder();
@@ -96,27 +164,22 @@ pub(crate) fn plan(stmt: &Statement, src: &Source<'_>, refs: &Refs, why: &str) -
             i += 1;
         }
     }
-    // Tables the shards cannot join named directly in UPDATE ... FROM / DELETE ... USING
-    // (outside the subqueries above) are answered whole: `SELECT * FROM <table>`.
-    let target = refs.tables.first().map(|r| (r.schema.clone(), r.name.clone()));
-    for r in refs.tables.iter().skip(1) {
-        let foreign = match &r.kind {
-            None => true,
-            Some(RelationKind::Distributed { .. }) => target != Some((r.schema.clone(), r.name.clone())),
-            Some(RelationKind::Reference) => false,
-        };
-        if !foreign || subqueries.iter().any(|s| s.range.contains(&r.qualifier.start)) {
+    // Tables the shards cannot join named directly (outside the subqueries above) are
+    // answered whole: `SELECT * FROM <table>`.
+    for r in refs.tables.iter() {
+        if !answered_table(r) || subqueries.iter().any(|s| s.range.contains(&r.qualifier.start)) {
             continue;
         }
         let Some(name_tok) = (0..src.len()).find(|&i| src.pos(i) >= r.qualifier.end) else { return Err(why.to_owned()) };
         let range = r.qualifier.start..src.end_of(name_tok);
         let has_alias = src.is_kw(name_tok + 1, "as")
             || matches!(src.tok(name_tok + 1).map(|t| &t.token), Some(Token::Word(w)) if w.quote_style.is_some() || !is_clause_word(&w.value));
-        let text = format!("SELECT * FROM {}", &src.sql[range.clone()]);
+        let clause = narrow.iter().find(|n| n.at == r.qualifier.start).map_or("", |n| n.clause.as_str());
+        let text = format!("SELECT * FROM {}{clause}", &src.sql[range.clone()]);
         let start = "SELECT * FROM ".len();
         let quals = if r.is_distributed() { std::iter::once(start..start + r.qualifier.len()).collect() } else { Vec::new() };
         let query = Splicer::new(&text, quals).whole();
-        let tables = pull_tables(src, std::iter::once(r), why)?;
+        let tables = pull_tables(src, std::iter::once(r), why, &[])?;
         let suffix = if has_alias { String::new() } else { format!(" AS {}", crate::names::quote_ident(&r.name)) };
         subqueries.push(Subquery { range, tables, query, suffix });
     }

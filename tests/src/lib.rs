@@ -272,3 +272,39 @@ pub fn run_pg_tool(tool: &str, args: &[&str], stdin: Option<&Path>, limit: Durat
         }
     }
 }
+
+/// Counts the coordinator's log events saying a read ran on one group's shards.
+#[derive(Clone, Default)]
+pub struct Broadcasts(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Broadcasts {
+    /// Installs the process's log subscriber (once per test binary).
+    pub fn install() -> Self {
+        let log = Self::default();
+        let sink = log.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("pgshard::session::broadcast=debug"))
+            .with_writer(move || sink.clone())
+            .finish();
+        // A second install in one process keeps the first subscriber; this log then stays empty.
+        let _ = tracing::subscriber::set_global_default(subscriber);
+        log
+    }
+
+    /// How many reads ran on one group's shards so far.
+    pub fn count(&self) -> usize {
+        let text = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        String::from_utf8_lossy(&text).matches("on one group's shards").count()
+    }
+}
+
+impl std::io::Write for Broadcasts {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}

@@ -30,3 +30,23 @@ fn fixed_seeds_answer_like_postgresql() {
         assert!(answered >= 150, "only {answered} of 300 queries were answered");
     });
 }
+
+/// The same with every read across colocation groups answered on one group's shards with the
+/// other tables written in (wherever that can run), instead of over copies.
+#[test]
+fn fixed_seed_answers_like_postgresql_with_broadcast_reads() {
+    let broadcasts = pgshard_tests::Broadcasts::install();
+    let plain = PlainPg::start().unwrap();
+    let cluster = TestCluster::start_with(2, |c| c.reads.strategy = pgshard::config::ReadStrategy::Broadcast).unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let a = connect(&plain.dsn("postgres")).await.unwrap();
+        let b = connect(&cluster.dsn("postgres")).await.unwrap();
+        let report = fuzz::run(&a, &b, 3, 150, |_| {}).await.unwrap();
+        eprintln!("seed 3: {report}");
+        assert!(report.mismatches.is_empty(), "pgshard answered differently from PostgreSQL:\n{report}");
+        assert!(report.matched + report.both_failed >= 75, "{report}");
+        assert!(broadcasts.count() >= 10, "only {} reads ran broadcast", broadcasts.count());
+        eprintln!("{} reads ran on one group's shards with the other tables written in", broadcasts.count());
+    });
+}

@@ -56,3 +56,21 @@ fn slt_corpus_gives_the_same_answers_on_postgres_and_through_pgshard() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
+
+/// The corpus through a coordinator that answers every read across colocation groups (or with
+/// tables of the default node) on one group's shards, the other tables written in, whenever it
+/// can: the answers must still be the files' (PostgreSQL's, checked by the test above).
+#[test]
+fn slt_corpus_gives_the_same_answers_with_broadcast_reads() {
+    let cluster = TestCluster::start_with(2, |c| c.reads.strategy = pgshard::config::ReadStrategy::Broadcast).unwrap();
+    let files = corpus_files();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let mut failures = Vec::new();
+    for file in &files {
+        runtime.block_on(fresh_cluster_database(&cluster.dsn("postgres")));
+        if let Err(e) = runtime.block_on(run_file(file, "127.0.0.1", cluster.port(), "postgres", "postgres", PGSHARD_ENGINE)) {
+            failures.push(format!("{}:\n{e:#}", file.display()));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}

@@ -1,13 +1,15 @@
 //! EXPLAIN of a statement over distributed tables: the distributed plan (target shards and
 //! their nodes, the SQL each shard is sent, the merge step), then the shards' own EXPLAIN of
 //! that SQL. With ANALYZE the statement runs on every target shard, and each shard's execution
-//! time is listed.
+//! time is listed. A read no shard answers alone shows the way it would be answered now (over
+//! copies on the default node, or broadcast to one colocation group's shards) and what moves.
 
 use std::sync::Arc;
 
-use pgshard_catalog::{CatalogSnapshot, Shard};
-use pgshard_planner::{Explain, MergeStep, Plan, ShardPlan, StmtKind};
+use pgshard_catalog::{CatalogSnapshot, ColocationId, Shard};
+use pgshard_planner::{Explain, MergeStep, PULL_SCHEMA, Plan, PullPlan, ShardPlan, StmtKind};
 
+use super::broadcast::Choice;
 use super::fanout::Merged;
 use super::plan::{self, Routed};
 use super::relay::Interrupted;
@@ -20,8 +22,13 @@ const TEXT: u32 = 25;
 impl Session {
     /// Answers EXPLAIN [ANALYZE] of a shard plan with a `QUERY PLAN` result.
     pub(super) async fn run_explain(&mut self, catalog: &Arc<CatalogSnapshot>, e: &Explain) -> Result<(), Interrupted> {
-        let Plan::Shards(sp) = e.inner.as_ref() else {
-            return self.refuse(CoordError::Unsupported("EXPLAIN of this statement".into())).await;
+        let sp = match e.inner.as_ref() {
+            Plan::Shards(sp) => sp,
+            Plan::Pull(pull) => {
+                let lines = self.explain_read(catalog, pull).await?;
+                return self.answer_plan_lines(&lines);
+            }
+            _ => return self.refuse(CoordError::Unsupported("EXPLAIN of this statement".into())).await,
         };
         let routed = match plan::route(sp, catalog, &[]) {
             Ok(r) => r,
@@ -90,12 +97,17 @@ impl Session {
         if implicit && let Some(err) = self.end_implicit(true).await {
             return self.finish_merged(&Merged { error: Some(err), ..Merged::default() });
         }
+        self.answer_plan_lines(&lines)
+    }
+
+    /// Queues a `QUERY PLAN` result of `lines`.
+    fn answer_plan_lines(&mut self, lines: &[String]) -> Result<(), Interrupted> {
         let extended = self.extended;
         let out = self.client.out();
         if !extended {
             msg::row_description(&[("QUERY PLAN", TEXT)], out);
         }
-        for l in &lines {
+        for l in lines {
             msg::data_row(&[Some(l.as_bytes())], out);
         }
         msg::command_complete("EXPLAIN", out);
@@ -104,6 +116,46 @@ impl Session {
             msg::ready(status, self.client.out());
         }
         Ok(())
+    }
+
+    /// The lines of a read no shard answers alone: the way the coordinator would answer it
+    /// now (by the tables' current sizes), and what moves.
+    async fn explain_read(&mut self, catalog: &Arc<CatalogSnapshot>, pull: &PullPlan) -> Result<Vec<String>, Interrupted> {
+        let kb = |b: u64| format!("{} kB", b.div_ceil(1024));
+        let mut lines = vec![format!("Read no shard answers alone: {}", pull.why)];
+        match self.choose_read(catalog, pull).await? {
+            Choice::Broadcast { plan, moved, copies } => {
+                let shards = catalog.shards_of(ColocationId(plan.group)).len();
+                lines.push(format!(
+                    "  Broadcast: on the {shards} shards of colocation group {}, moving {} (copies would move {})",
+                    plan.group,
+                    kb(moved),
+                    kb(copies)
+                ));
+                for (group, schema, name) in &plan.moved {
+                    let from = match (group, schema) {
+                        (Some(g), _) => format!("colocation group {g}"),
+                        (None, Some(s)) => format!("the default node, schema {s}"),
+                        (None, None) => "the default node".to_owned(),
+                    };
+                    lines.push(format!("    Written in: {name} (from {from})"));
+                }
+                for sub in &plan.substitute.subqueries {
+                    lines.push(format!("    Answered first: {}", sub.query.render(Some(PULL_SCHEMA))));
+                }
+                lines.push("    Then: the statement, planned again over that group's shards".to_owned());
+            }
+            Choice::Copies { bytes } => {
+                let size = bytes.map(|b| format!(", moving {}", kb(b))).unwrap_or_default();
+                lines.push(format!("  Copies: the default node answers over copies of the distributed tables{size}"));
+                for t in &pull.tables {
+                    let shards = catalog.shards_of(ColocationId(t.group)).len();
+                    lines.push(format!("    Copy of {} from {shards} shards: {}", t.name, t.rows.render(Some("<shard>"))));
+                }
+                lines.push(format!("    Then on the default node: {}", pull.query.render(Some(PULL_SCHEMA))));
+            }
+        }
+        Ok(lines)
     }
 
     /// The distributed plan's lines, and the statement each target shard is sent.

@@ -30,6 +30,7 @@ use crate::wire::encode;
 
 mod bind;
 mod binval;
+pub(crate) mod broadcast;
 mod block;
 mod client;
 mod clock;

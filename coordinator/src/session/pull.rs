@@ -22,6 +22,9 @@ impl Session {
             let e = CoordError::Unsupported(format!("{} inside a transaction block (a write to an ordinary table that reads distributed tables)", pull.why));
             return self.answer_error(&e).await;
         }
+        if !pull.writes && self.try_broadcast(catalog, pull).await? {
+            return Ok(());
+        }
         let h = match self.merge_conn(catalog).await {
             Ok(h) => h,
             Err(e) => return self.answer_error(&e).await,

@@ -16,7 +16,7 @@ use super::route::Decision;
 use super::{Session, msg};
 use crate::error::CoordError;
 
-/// The most rows a subquery may give to be written into the statement.
+/// The most rows a subquery of a write may give to be written into the statement.
 const MAX_ROWS: usize = 100_000;
 
 impl Session {
@@ -29,7 +29,7 @@ impl Session {
         };
         let mut answers = Vec::with_capacity(plan.subqueries.len());
         for sub in &plan.subqueries {
-            let answer = self.answer_subquery(catalog, h, sub, &plan.why).await?;
+            let answer = self.answer_subquery(catalog, h, sub, &plan.why, MAX_ROWS).await?;
             self.end_scratch(h).await?;
             match answer {
                 Ok(text) => answers.push(text),
@@ -50,13 +50,15 @@ impl Session {
         }
     }
 
-    /// One subquery's rows as a parenthesized, typed VALUES query; or the error to answer.
-    async fn answer_subquery(
+    /// One subquery's rows (at most `max_rows`) as a parenthesized, typed VALUES query; or the
+    /// error to answer.
+    pub(super) async fn answer_subquery(
         &mut self,
         catalog: &Arc<CatalogSnapshot>,
         h: usize,
         sub: &Subquery,
         why: &str,
+        max_rows: usize,
     ) -> Result<Result<String, Bytes>, Interrupted> {
         let mut setup = vec!["BEGIN".to_owned()];
         for t in &sub.tables {
@@ -89,12 +91,12 @@ impl Session {
             }
             return Ok(Err(e));
         }
-        let (rows, error) = self.rows_on(h, &format!("SELECT * FROM pg_temp.pgshard_sub LIMIT {}", MAX_ROWS + 1)).await?;
+        let (rows, error) = self.rows_on(h, &format!("SELECT * FROM pg_temp.pgshard_sub LIMIT {}", max_rows + 1)).await?;
         if let Some(e) = error {
             return Ok(Err(e));
         }
-        if rows.len() > MAX_ROWS {
-            let e = CoordError::Unsupported(format!("{why} (a subquery of more than {MAX_ROWS} rows)"));
+        if rows.len() > max_rows {
+            let e = CoordError::Unsupported(format!("{why} (a subquery of more than {max_rows} rows)"));
             return Ok(Err(msg::build(|o| msg::error(&e, o))));
         }
         let names: Vec<String> = columns.iter().map(|c| c.first().cloned().flatten().unwrap_or_default()).collect();

@@ -436,3 +436,36 @@ fn data_modifying_with_runs_on_the_shards_when_each_shard_stands_alone() {
         refused(sql, why);
     }
 }
+
+#[test]
+fn reads_over_several_groups_offer_a_broadcast_per_group() {
+    let sql = "SELECT o.o_id, e.note FROM orders o JOIN events e ON e.e_tenant = o.o_id JOIN plain p ON p.k = o.o_w_id WHERE o.o_w_id > 1";
+    let Plan::Pull(pull) = plan_sql(sql, &Catalog) else { panic!("{sql}") };
+    let groups: Vec<i32> = pull.broadcast.iter().map(|b| b.group).collect();
+    assert_eq!(groups, [1, 2]);
+    // Anchored on orders' group: events and the default node's table are answered first.
+    let b = &pull.broadcast[0];
+    assert_eq!(b.moved, [(Some(2), None, "events".to_owned()), (None, None, "plain".to_owned())]);
+    let answers = ["(SELECT 1 AS e_tenant, 'n' AS note)".to_owned(), "(SELECT 2 AS k)".to_owned()];
+    let rewritten = b.substitute.rewrite(&answers);
+    assert_eq!(rewritten, "SELECT o.o_id, e.note FROM orders o JOIN (SELECT 1 AS e_tenant, 'n' AS note) e ON e.e_tenant = o.o_id JOIN (SELECT 2 AS k) p ON p.k = o.o_w_id WHERE o.o_w_id > 1");
+    assert!(matches!(plan_sql(&rewritten, &Catalog), Plan::Shards(ref s) if s.multi.is_ok()), "{rewritten}");
+    // Unaliased tables keep their name; one group without default-node tables offers none.
+    let Plan::Pull(pull) = plan_sql("SELECT count(*) FROM orders JOIN events ON e_tenant = o_id", &Catalog) else { panic!() };
+    assert_eq!(pull.broadcast[0].substitute.rewrite(&["(SELECT 1 AS e_tenant)".to_owned()]), "SELECT count(*) FROM orders JOIN (SELECT 1 AS e_tenant) AS \"events\" ON e_tenant = o_id");
+    let Plan::Shards(sp) = plan_sql("SELECT row_number() OVER (), o_id FROM orders", &Catalog) else { panic!() };
+    assert!(sp.pull.is_some_and(|p| p.broadcast.is_empty()));
+}
+
+#[test]
+fn copies_and_broadcasts_move_only_rows_the_where_clause_keeps() {
+    let sql = "SELECT * FROM orders o JOIN events e ON e.e_tenant = o.o_id WHERE o.o_carrier_id = 3 AND e.note LIKE 'a%' AND o.o_id < e.e_tenant";
+    let Plan::Pull(pull) = plan_sql(sql, &Catalog) else { panic!("{sql}") };
+    let rows: Vec<String> = pull.tables.iter().map(|t| t.rows.render(Some("s"))).collect();
+    assert_eq!(rows, ["SELECT * FROM s.\"orders\" AS \"o\" WHERE (o.o_carrier_id = 3)", "SELECT * FROM s.\"events\" AS \"e\" WHERE (e.note LIKE 'a%')"]);
+    let b = &pull.broadcast[0];
+    assert_eq!(b.substitute.subqueries[0].query.render(Some("s")), "SELECT * FROM s.events AS \"e\" WHERE (e.note LIKE 'a%')");
+    // A table named twice is copied whole (one copy serves both).
+    let Plan::Pull(pull) = plan_sql("SELECT * FROM orders a JOIN orders b ON a.o_id = b.o_w_id WHERE a.o_id = 1", &Catalog) else { panic!() };
+    assert_eq!(pull.tables[0].rows.render(None), "SELECT * FROM \"orders\"");
+}

@@ -3,9 +3,14 @@
 //! queries and compares the answers. Prints the report; exits non-zero on any mismatch.
 //!
 //!     cargo run --release -p pgshard-tests --bin fuzz -- [--seeds 10] [--queries 1000] [--first-seed 1]
+//!         [--reads auto|copies|broadcast]
+//!
+//! `--reads` sets the coordinator's `reads.strategy` (how reads across colocation groups are
+//! answered).
 
 use std::process::ExitCode;
 
+use pgshard::config::ReadStrategy;
 use pgshard_tests::fuzz::{self, Report};
 use pgshard_tests::{PlainPg, TestCluster, connect};
 
@@ -35,8 +40,14 @@ fn run() -> anyhow::Result<bool> {
     let seeds = arg(&args, "--seeds", 10)?;
     let queries = arg(&args, "--queries", 1000)? as usize;
     let first = arg(&args, "--first-seed", 1)?;
+    let strategy = match args.iter().position(|a| a == "--reads").and_then(|i| args.get(i + 1)).map(String::as_str) {
+        None | Some("auto") => ReadStrategy::Auto,
+        Some("copies") => ReadStrategy::Copies,
+        Some("broadcast") => ReadStrategy::Broadcast,
+        Some(other) => anyhow::bail!("--reads takes auto, copies or broadcast, not {other}"),
+    };
     let plain = PlainPg::start()?;
-    let cluster = TestCluster::start(2)?;
+    let cluster = TestCluster::start_with(2, |c| c.reads.strategy = strategy)?;
     let runtime = tokio::runtime::Runtime::new()?;
     let total = runtime.block_on(async {
         let a = connect(&plain.dsn("postgres")).await?;
