@@ -63,6 +63,21 @@ fn transaction_time_is_the_same_on_every_node() {
         assert!(at >= epoch(before) - 0.001 && at <= epoch(before) + 0.25, "now() is the BEGIN's time: {at} vs {:?}", epoch(before));
         assert!(at <= epoch(after));
 
+        // Prepared statements too: bound at each execution with the block's time written in,
+        // rows returned in binary as drivers ask.
+        let insert = client.prepare("INSERT INTO events (tenant, ts, note) VALUES ($1, now(), 'prep')").await.unwrap();
+        client.batch_execute("BEGIN").await.unwrap();
+        for tenant in 1..=8i32 {
+            client.execute(&insert, &[&tenant]).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let returned = client.query("UPDATE events SET later = current_timestamp WHERE note = 'prep' RETURNING later, tenant", &[]).await.unwrap();
+        client.batch_execute("COMMIT").await.unwrap();
+        assert_eq!(returned.len(), 8);
+        let times: Vec<SystemTime> = returned.iter().map(|r| r.get(0)).collect();
+        assert!(times.iter().all(|t| *t == times[0]), "{times:?}");
+        assert_eq!(row(&client, "SELECT count(*), count(DISTINCT ts), count(DISTINCT later), bool_and(ts = later) FROM events WHERE note = 'prep'").await, ["8", "1", "1", "t"]);
+
         // A reference table written with now() (refused before): every copy holds one value.
         client.batch_execute("INSERT INTO settings VALUES ('a', now())").await.unwrap();
         let mut seen = Vec::new();

@@ -426,7 +426,7 @@ impl Session {
 }
 
 /// Whether PostgreSQL describes a planned statement over the shells on home (a read over
-/// copies, a write the coordinator runs itself, maybe with RETURNING).
+/// copies, a write the coordinator runs itself or binds itself, maybe with RETURNING).
 fn described_on_home(plan: &Plan) -> bool {
-    matches!(plan, Plan::Pull(_) | Plan::InsertSelect(_) | Plan::Substitute(_))
+    matches!(plan, Plan::Pull(_) | Plan::InsertSelect(_) | Plan::Substitute(_) | Plan::Shards(_))
 }

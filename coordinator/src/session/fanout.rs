@@ -69,7 +69,7 @@ impl Session {
             Plan::EveryNode => {
                 // The default node first: writers of one reference row queue there before they
                 // lock its other copies, so copies cannot deadlock across nodes.
-                let mut work: Vec<(NodeId, String)> = catalog.nodes().iter().map(|n| (n.id, sql.to_owned())).collect();
+                let mut work: Vec<(NodeId, Vec<String>)> = catalog.nodes().iter().map(|n| (n.id, vec![sql.to_owned()])).collect();
                 if let Ok(first) = catalog.default_node() {
                     work.sort_by_key(|(n, _)| *n != first.id);
                 }
@@ -106,12 +106,9 @@ impl Session {
         let writes = if write { Writes::Yes } else { Writes::Unknown };
         if let [shard] = routed.shards.as_slice() {
             let sql = sp.single.render(Some(&shard.schema_name()));
-            if self.wants_binary() {
-                return self.refuse(super::local::binary_results_refused()).await;
-            }
             if self.extended {
-                // A local portal answers in the extended protocol's form.
-                return self.fan_out(catalog, vec![(shard.node, sql)], write.then_some(writes), true).await;
+                // A local portal answers in the extended protocol's form (and formats).
+                return self.fan_out(catalog, vec![(shard.node, vec![sql])], write.then_some(writes), true).await;
             }
             let i = match self.conn_to(catalog, shard.node).await {
                 Ok(i) => i,
@@ -127,10 +124,7 @@ impl Session {
         };
         match &multi.merge {
             MergeStep::Concat => {
-                if self.wants_binary() {
-                    return self.refuse(super::local::binary_results_refused()).await;
-                }
-                let mut per_node: Vec<(NodeId, String)> = Vec::new();
+                let mut per_node: Vec<(NodeId, Vec<String>)> = Vec::new();
                 for (at, shard) in routed.shards.iter().enumerate() {
                     push_statement(&mut per_node, shard.node, plan::shard_statement(sp, multi, &routed, at));
                 }
@@ -224,7 +218,7 @@ impl Session {
     pub(super) async fn fan_out(
         &mut self,
         catalog: &CatalogSnapshot,
-        work: Vec<(NodeId, String)>,
+        work: Vec<(NodeId, Vec<String>)>,
         writes: Option<Writes>,
         all_rows: bool,
     ) -> Result<(), Interrupted> {
@@ -236,7 +230,7 @@ impl Session {
     pub(super) async fn fan_out_ordered(
         &mut self,
         catalog: &CatalogSnapshot,
-        work: Vec<(NodeId, String)>,
+        work: Vec<(NodeId, Vec<String>)>,
         writes: Option<Writes>,
         all_rows: bool,
         first_alone: bool,
@@ -255,16 +249,39 @@ impl Session {
             if phase == 1 && merged.error.is_some() {
                 break;
             }
+            // Binary results: each statement bound with the client's result formats (after
+            // the join, sent as a Query of its own); else one Query of them all.
+            let binary = self.wants_binary();
+            let mut joined = vec![false; conns.len()];
             for k in range.clone() {
-                let (i, sql) = (conns[k], &work[k].1);
-                let text = match self.join_prefix(i, writes.unwrap_or(Writes::Unknown)) {
-                    Some(join) => format!("{join};{sql}"),
-                    None => sql.clone(),
-                };
-                msg::query(&text, &mut self.conns.get(i).out);
+                let (i, statements) = (conns[k], &work[k].1);
+                let join = self.join_prefix(i, writes.unwrap_or(Writes::Unknown));
+                let out = &mut self.conns.get(i).out;
+                if binary {
+                    if let Some(join) = join {
+                        msg::query(&join, out);
+                        joined[k] = true;
+                    }
+                    for sql in statements {
+                        msg::parse("", sql, &[], out);
+                        msg::bind_results("", "", &self.result_formats, out);
+                        msg::execute("", out);
+                    }
+                    msg::sync(out);
+                } else {
+                    let sql = statements.join("\n;\n");
+                    let text = match join {
+                        Some(join) => format!("{join};{sql}"),
+                        None => sql,
+                    };
+                    msg::query(&text, out);
+                }
                 self.flush_conn(i).await?;
             }
             for k in range {
+                if joined[k] {
+                    self.read_answer(conns[k], &mut merged, false).await?;
+                }
                 self.read_answer(conns[k], &mut merged, all_rows || k == 0).await?;
             }
         }
@@ -376,15 +393,12 @@ impl Session {
     }
 }
 
-/// Appends a statement to its node's list.
-pub(super) fn push_statement(per_node: &mut Vec<(NodeId, String)>, node: NodeId, text: String) {
+/// Appends a statement to its node's list (joined on lines of their own when sent as one
+/// Query: a trailing `--` comment must not swallow the separator).
+pub(super) fn push_statement(per_node: &mut Vec<(NodeId, Vec<String>)>, node: NodeId, text: String) {
     match per_node.iter_mut().find(|(n, _)| *n == node) {
-        // On lines of their own: a trailing `--` comment must not swallow the separator.
-        Some((_, sql)) => {
-            sql.push_str("\n;\n");
-            sql.push_str(&text);
-        }
-        None => per_node.push((node, text)),
+        Some((_, statements)) => statements.push(text),
+        None => per_node.push((node, vec![text])),
     }
 }
 
