@@ -11,6 +11,7 @@ mod aggregate;
 mod clauses;
 mod colocate;
 mod ddl;
+mod decorrelate;
 mod function;
 mod funcs;
 mod insert;

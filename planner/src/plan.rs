@@ -512,6 +512,13 @@ fn plan_dml(stmt: &Statement, src: &Source<'_>, rels: &impl Relations) -> Plan {
     let distributed_write = !writes.is_empty() && writes.iter().all(|w| w.is_distributed());
     let pull = |why: String| {
         if distributed_write {
+            // Correlated EXISTS made to stand on their own first, then answered first.
+            if let Some(text) = crate::decorrelate::decorrelate(stmt, src, rels) {
+                let p = plan_sql(&text, rels);
+                if matches!(p, Plan::Substitute(_) | Plan::Shards(_)) {
+                    return p;
+                }
+            }
             return crate::substitute::plan(stmt, src, &refs, &why).map_or_else(Plan::Unsupported, Plan::Substitute);
         }
         if !writes.is_empty() && !local_write {

@@ -161,7 +161,8 @@ fn statements_wrapping_queries_run_on_the_default_node_only_for_default_node_que
         }
         other => panic!("{other}"),
     }
-    refused("EXPLAIN SELECT * FROM orders a JOIN orders b ON a.o_id = b.o_id", "over copies of its distributed tables");
+    assert!(matches!(plan_sql("EXPLAIN SELECT * FROM orders a JOIN orders b ON a.o_id = b.o_id", &Catalog), Plan::Explain(ref e) if matches!(*e.inner, Plan::Pull(_))));
+    refused("EXPLAIN ANALYZE SELECT * FROM orders a JOIN orders b ON a.o_id = b.o_id", "over copies of its distributed tables");
     refused("PREPARE p AS UPDATE item SET i_price = 0", "EXPLAIN or PREPARE of a statement");
     refused("COPY orders TO STDOUT", "COPY ... TO of a distributed table");
     refused("COPY orders FROM STDIN (FORMAT binary)", "the option FORMAT binary");
@@ -468,4 +469,23 @@ fn copies_and_broadcasts_move_only_rows_the_where_clause_keeps() {
     // A table named twice is copied whole (one copy serves both).
     let Plan::Pull(pull) = plan_sql("SELECT * FROM orders a JOIN orders b ON a.o_id = b.o_w_id WHERE a.o_id = 1", &Catalog) else { panic!() };
     assert_eq!(pull.tables[0].rows.render(None), "SELECT * FROM \"orders\"");
+}
+
+#[test]
+fn correlated_exists_in_writes_become_membership_tests() {
+    let subs = |sql: &str| match plan_sql(sql, &Catalog) {
+        Plan::Substitute(p) => (p.sql.clone(), p.subqueries.iter().map(|s| s.query.render(Some("pg_temp"))).collect::<Vec<_>>()),
+        other => panic!("{sql}: {other}"),
+    };
+    let (sql, answered) = subs("UPDATE orders SET o_carrier_id = 0 WHERE EXISTS (SELECT 1 FROM events e WHERE e.e_tenant = orders.o_id AND e.note = 'x') AND o_w_id > 0");
+    assert_eq!(sql, "UPDATE orders SET o_carrier_id = 0 WHERE ((orders.o_id) IN (SELECT e.e_tenant FROM events e WHERE (e.note = 'x'))) AND o_w_id > 0");
+    assert_eq!(answered, ["SELECT e.e_tenant FROM pg_temp.events e WHERE (e.note = 'x')"]);
+    let (sql, _) = subs("DELETE FROM orders o WHERE NOT EXISTS (SELECT 1 FROM events e WHERE o.o_id = e.e_tenant AND e.note = o.o_d_id::text)");
+    assert!(sql.starts_with("DELETE FROM orders o WHERE NOT EXISTS"), "a second correlation that is not an equality of columns is left alone: {sql}");
+    let (sql, answered) = subs("DELETE FROM orders o WHERE NOT EXISTS (SELECT 1 FROM events e, plain p WHERE o.o_id = e.e_tenant AND o.o_w_id = p.k)");
+    assert_eq!(sql, "DELETE FROM orders o WHERE (o.o_id IS NULL OR o.o_w_id IS NULL OR NOT ((o.o_id, o.o_w_id) IN (SELECT e.e_tenant, p.k FROM events e, plain p WHERE e.e_tenant IS NOT NULL AND p.k IS NOT NULL)))");
+    assert_eq!(answered.len(), 1);
+    // An unqualified name in a table whose columns are unknown could be the target's: left.
+    let (sql, _) = subs("DELETE FROM orders WHERE EXISTS (SELECT 1 FROM plain WHERE plain.k = orders.o_id AND o_w_id = 3)");
+    assert!(sql.contains("EXISTS"), "{sql}");
 }
