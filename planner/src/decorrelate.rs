@@ -84,8 +84,11 @@ fn collect_exists<'e>(e: &'e Expr, out: &mut Vec<(&'e Query, bool)>) {
     }
 }
 
+/// The name a table of a FROM item goes by, with its schema and name (`None`: a derived table).
+type Named = (String, Option<(Option<String>, String)>);
+
 /// The names a FROM item's tables go by, with the table names.
-fn refnames(t: &TableWithJoins) -> Vec<(String, Option<(Option<String>, String)>)> {
+fn refnames(t: &TableWithJoins) -> Vec<Named> {
     std::iter::once(&t.relation)
         .chain(t.joins.iter().map(|j| &j.relation))
         .filter_map(|f| match f {
@@ -113,7 +116,7 @@ fn rewrite(q: &Query, negated: bool, outer: &HashSet<String>, rels: &impl Relati
     if grouped || s.having.is_some() || uses(&s.projection).aggregate || s.from.is_empty() {
         return None;
     }
-    let inner: Vec<(String, Option<(Option<String>, String)>)> = s.from.iter().flat_map(refnames).collect();
+    let inner: Vec<Named> = s.from.iter().flat_map(refnames).collect();
     if inner.len() != s.from.iter().map(|t| 1 + t.joins.len()).sum::<usize>() {
         return None;
     }
