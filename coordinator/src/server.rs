@@ -50,6 +50,8 @@ pub struct ColumnCache {
     pub version: i64,
     /// The columns in table order.
     pub columns: Arc<std::collections::HashMap<(String, String), Vec<String>>>,
+    /// The columns whose defaults call now() and its kin, with those defaults.
+    pub time_defaults: Arc<std::collections::HashMap<(String, String), Vec<(String, String)>>>,
 }
 
 impl Shared {

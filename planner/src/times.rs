@@ -8,12 +8,14 @@
 //! start. `clock_timestamp()`, `random()` and other functions that change from call to call are
 //! left to each node, as they change from row to row on one PostgreSQL too.
 
-use sqlparser::ast::Statement;
+use std::ops::Range;
+
+use sqlparser::ast::{Insert, SetExpr, Statement};
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
 use sqlparser::tokenizer::Token;
 
-use crate::route::Relations;
+use crate::route::{Relations, split_name};
 use crate::text::Source;
 
 /// The coordinator's times, as PostgreSQL timestamptz literals (`2026-12-06 17:40:55.123456+00`).
@@ -33,12 +35,20 @@ pub fn mentions_time(sql: &str) -> bool {
         .any(|w| lower.contains(w))
 }
 
+/// A column's default that calls a transaction-time function: `(column, default expression)`.
+pub type TimeDefault = (String, String);
+
 /// `sql` with the transaction-time functions replaced by `stamps`, when it is one statement
 /// that writes a distributed or reference table and calls one of them; `None` otherwise.
-pub fn fix(sql: &str, rels: &impl Relations, stamps: Stamps<'_>) -> Option<String> {
-    if !mentions_time(sql) {
-        return None;
-    }
+/// `defaults` gives a managed table's columns whose defaults call them: an INSERT ... VALUES
+/// with a column list that leaves such a column out gets it added, with its default (times
+/// written in) in every row.
+pub fn fix(
+    sql: &str,
+    rels: &impl Relations,
+    stamps: Stamps<'_>,
+    defaults: &dyn Fn(Option<&str>, &str) -> Vec<TimeDefault>,
+) -> Option<String> {
     let (src, tokens) = Source::tokenize(sql).ok()?;
     let stmts = Parser::new(&PostgreSqlDialect {}).with_tokens_with_locations(tokens).parse_statements().ok()?;
     let [stmt] = stmts.as_slice() else { return None };
@@ -49,26 +59,87 @@ pub fn fix(sql: &str, rels: &impl Relations, stamps: Stamps<'_>) -> Option<Strin
     if !targets.iter().any(|t| t.kind.is_some()) {
         return None;
     }
-    let mut out = String::with_capacity(sql.len() + 64);
-    let mut copied = 0;
+    let mut edits = time_edits(&src, stamps);
+    if let Statement::Insert(insert) = stmt
+        && let Some(target) = targets.first()
+        && target.kind.is_some()
+    {
+        let missing: Vec<TimeDefault> = defaults(target.schema.as_deref(), &target.name)
+            .into_iter()
+            .filter(|(c, _)| !insert.columns.iter().any(|l| split_name(l).is_some_and(|(_, n)| n == *c)))
+            .collect();
+        edits.extend(add_columns(insert, &src, &missing, stamps).unwrap_or_default());
+    }
+    if edits.is_empty() {
+        return None;
+    }
+    apply(sql, edits)
+}
+
+/// The replacements of the transaction-time function calls in `src`.
+fn time_edits(src: &Source<'_>, stamps: Stamps<'_>) -> Vec<(Range<usize>, String)> {
+    let mut edits = Vec::new();
     let mut i = 0;
     while i < src.len() {
-        let Some((end, text)) = call_at(&src, i, stamps) else {
+        let Some((end, text)) = call_at(src, i, stamps) else {
             i += 1;
             continue;
         };
         let qualified = i >= 2 && src.is_kw(i - 2, "pg_catalog") && src.tok(i - 1).is_some_and(|t| t.token == Token::Period);
         let start = if qualified { src.pos(i - 2) } else { src.pos(i) };
-        out.push_str(&sql[copied..start]);
-        out.push_str(&text);
-        copied = src.end_of(end);
+        edits.push((start..src.end_of(end), text));
         i = end + 1;
     }
-    if copied == 0 {
+    edits
+}
+
+/// `text` with the edits made (none overlapping).
+fn apply(text: &str, mut edits: Vec<(Range<usize>, String)>) -> Option<String> {
+    edits.sort_by_key(|(r, _)| (r.start, r.end));
+    let mut out = String::with_capacity(text.len() + 64);
+    let mut copied = 0;
+    for (range, with) in edits {
+        if range.start < copied {
+            return None;
+        }
+        out.push_str(&text[copied..range.start]);
+        out.push_str(&with);
+        copied = range.end;
+    }
+    out.push_str(&text[copied..]);
+    Some(out)
+}
+
+/// The insertions that add `missing` columns (with their defaults, times written in) to an
+/// INSERT ... VALUES with a column list; `None` when it has another shape.
+fn add_columns(insert: &Insert, src: &Source<'_>, missing: &[TimeDefault], stamps: Stamps<'_>) -> Option<Vec<(Range<usize>, String)>> {
+    if missing.is_empty() {
+        return Some(Vec::new());
+    }
+    let SetExpr::Values(values) = insert.source.as_deref()?.body.as_ref() else { return None };
+    let last = insert.columns.last()?.0.last()?.as_ident()?;
+    let after = src.ident(last)? + 1;
+    if !matches!(src.tok(after).map(|t| &t.token), Some(Token::RParen)) {
         return None;
     }
-    out.push_str(&sql[copied..]);
+    let names: String = missing.iter().map(|(c, _)| format!(", {}", crate::names::quote_ident(c))).collect();
+    let mut out = vec![(src.pos(after)..src.pos(after), names)];
+    let mut exprs = String::new();
+    for (_, default) in missing {
+        let fixed = fix_expression(default, stamps)?;
+        exprs.push_str(&format!(", ({fixed})"));
+    }
+    for row in &values.rows {
+        let close = src.at(row.closing_token.0.span.start)?;
+        out.push((src.pos(close)..src.pos(close), exprs.clone()));
+    }
     Some(out)
+}
+
+/// A default expression with its transaction-time functions written in.
+fn fix_expression(expr: &str, stamps: Stamps<'_>) -> Option<String> {
+    let (src, _) = Source::tokenize(expr).ok()?;
+    apply(expr, time_edits(&src, stamps))
 }
 
 /// A call of a transaction-time function starting at token `i`: its last token and the text
@@ -131,7 +202,7 @@ mod tests {
     const STAMPS: Stamps<'static> = Stamps { transaction: "T", statement: "S" };
 
     fn fixed(sql: &str) -> Option<String> {
-        fix(sql, &Catalog, STAMPS)
+        fix(sql, &Catalog, STAMPS, &|_, _| Vec::new())
     }
 
     #[test]
@@ -153,5 +224,22 @@ mod tests {
         assert_eq!(fixed("UPDATE orders SET ts = o.now WHERE o_w_id = 1"), None);
         assert_eq!(fixed("UPDATE orders SET ts = clock_timestamp(), r = random() WHERE o_w_id = 1"), None);
         assert_eq!(fixed("UPDATE orders SET note = 'now()' WHERE o_w_id = 1"), None);
+    }
+
+    #[test]
+    fn columns_left_to_a_time_default_are_written_in() {
+        let defaults = |_: Option<&str>, name: &str| match name {
+            "orders" => vec![("o_entry_d".to_owned(), "now()".to_owned()), ("o_d_id".to_owned(), "(CURRENT_DATE - 1)".to_owned())],
+            _ => Vec::new(),
+        };
+        let got = fix("INSERT INTO orders (o_id, o_w_id) VALUES (1, 2), (3, 4) RETURNING o_entry_d", &Catalog, STAMPS, &defaults);
+        assert_eq!(
+            got.unwrap(),
+            "INSERT INTO orders (o_id, o_w_id, \"o_entry_d\", \"o_d_id\") VALUES (1, 2, (('T'::timestamptz)), (((('T'::timestamptz)::date) - 1))), (3, 4, (('T'::timestamptz)), (((('T'::timestamptz)::date) - 1))) RETURNING o_entry_d"
+        );
+        // Listed columns keep their values; other shapes are left as written.
+        let got = fix("INSERT INTO orders (o_id, o_w_id, o_entry_d, o_d_id) VALUES (1, 2, NULL, 3)", &Catalog, STAMPS, &defaults);
+        assert_eq!(got, None);
+        assert_eq!(fix("INSERT INTO orders VALUES (1, 2)", &Catalog, STAMPS, &defaults), None);
     }
 }

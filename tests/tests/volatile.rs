@@ -78,6 +78,22 @@ fn transaction_time_is_the_same_on_every_node() {
         assert!(times.iter().all(|t| *t == times[0]), "{times:?}");
         assert_eq!(row(&client, "SELECT count(*), count(DISTINCT ts), count(DISTINCT later), bool_and(ts = later) FROM events WHERE note = 'prep'").await, ["8", "1", "1", "t"]);
 
+        // Columns left to a default that calls now(): the coordinator writes the default in,
+        // so rows on every node of one block carry the block's time too.
+        client.batch_execute("CREATE TABLE audit (tenant int, what text, at timestamptz DEFAULT now(), day date DEFAULT (current_date + 1))").await.unwrap();
+        client.batch_execute("SELECT create_distributed_table('audit', 'tenant', shard_count => 8)").await.unwrap();
+        let prepared = client.prepare("INSERT INTO audit (tenant, what) VALUES ($1, 'prepared')").await.unwrap();
+        client.batch_execute("BEGIN").await.unwrap();
+        for tenant in 1..=8 {
+            client.batch_execute(&format!("INSERT INTO audit (tenant, what) VALUES ({tenant}, 'simple')")).await.unwrap();
+            client.execute(&prepared, &[&(tenant + 8)]).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        client.batch_execute("INSERT INTO audit (tenant, what, at) VALUES (99, 'stamp', now())").await.unwrap();
+        client.batch_execute("COMMIT").await.unwrap();
+        let got = row(&client, "SELECT count(*), count(DISTINCT at), count(DISTINCT day), bool_and(day = (at::date + 1)) FROM audit").await;
+        assert_eq!(got, ["17", "1", "1", "t"], "one time for every row of the block, defaults included");
+
         // A reference table written with now() (refused before): every copy holds one value.
         client.batch_execute("INSERT INTO settings VALUES ('a', now())").await.unwrap();
         let mut seen = Vec::new();

@@ -27,7 +27,7 @@ impl Session {
             Decision::Plan(catalog, plan) => match *plan {
                 // A write that calls now() and its kin gets the transaction's time written in
                 // at each execution: bound here, run as text.
-                Plan::Shards(sp) if self.with_times(sql).is_some() => StmtKind::Planned(Arc::new(Plan::Shards(sp))),
+                Plan::Shards(sp) if self.with_times(sql).await.is_some() => StmtKind::Planned(Arc::new(Plan::Shards(sp))),
                 Plan::Shards(sp) => StmtKind::Shard(catalog, Arc::new(sp)),
                 other => StmtKind::Planned(Arc::new(other)),
             },

@@ -1,6 +1,7 @@
 //! The coordinator's clock in statements that write managed tables (see the planner's `times`
-//! module): `now()` and its kin are the client's transaction start as the coordinator saw it,
-//! the same on every node.
+//! module): `now()` and its kin, and the column defaults that call them in an INSERT that
+//! leaves those columns out, are the client's transaction start as the coordinator saw it, the
+//! same on every node.
 
 use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -13,9 +14,20 @@ use super::txn::TxnState;
 
 impl Session {
     /// `sql` with the transaction-time functions written in, when it writes a managed table
-    /// and calls them.
-    pub(super) fn with_times(&self, sql: &str) -> Option<String> {
-        if !times::mentions_time(sql) {
+    /// and calls them or leaves out a column whose default does.
+    pub(super) async fn with_times(&self, sql: &str) -> Option<String> {
+        let catalog = self.catalog();
+        if catalog.tables().next().is_none() {
+            return None;
+        }
+        let defaults = self.time_defaults(&catalog).await;
+        // Cheap tests first: a time function's name, or an INSERT naming a table with such a
+        // default.
+        let named = !defaults.is_empty() && {
+            let lower = sql.to_ascii_lowercase();
+            lower.trim_start().starts_with("insert") && defaults.keys().any(|(_, n)| lower.contains(&n.to_ascii_lowercase()))
+        };
+        if !named && !times::mentions_time(sql) {
             return None;
         }
         let now = SystemTime::now();
@@ -23,11 +35,16 @@ impl Session {
             TxnState::Block(b) => b.started.unwrap_or(now),
             TxnState::Idle => now,
         };
-        let catalog = self.catalog();
         let columns = HashMap::new();
         let rels = Rels { catalog: &catalog, columns: &columns };
         let (transaction, statement) = (timestamptz(started), timestamptz(now));
-        times::fix(sql, &rels, Stamps { transaction: &transaction, statement: &statement })
+        let of_table = |schema: Option<&str>, name: &str| -> Vec<times::TimeDefault> {
+            rels.lookup(schema, name)
+                .and_then(|t| defaults.get(&(t.schema.clone(), t.name.clone())))
+                .cloned()
+                .unwrap_or_default()
+        };
+        times::fix(sql, &rels, Stamps { transaction: &transaction, statement: &statement }, &of_table)
     }
 }
 

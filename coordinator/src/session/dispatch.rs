@@ -67,7 +67,7 @@ impl Session {
 
     /// Column names of the managed tables for `catalog`'s version, read from the default
     /// node's shells once per version.
-    async fn columns(&self, catalog: &CatalogSnapshot) -> Result<Arc<HashMap<(String, String), Vec<String>>>, CoordError> {
+    pub(super) async fn columns(&self, catalog: &CatalogSnapshot) -> Result<Arc<HashMap<(String, String), Vec<String>>>, CoordError> {
         {
             let cache = self.shared.columns.read().unwrap_or_else(std::sync::PoisonError::into_inner);
             if cache.version == catalog.version() {
@@ -81,9 +81,11 @@ impl Session {
             catalog.tables().filter(|t| t.kind.is_spread()).map(|t| (t.schema.clone(), t.name.clone())).unzip();
         let rows = client
             .query(
-                "SELECT n.nspname::text, c.relname::text, array_agg(a.attname::text ORDER BY a.attnum) \
+                "SELECT n.nspname::text, c.relname::text, array_agg(a.attname::text ORDER BY a.attnum), \
+                 array_agg(CASE WHEN a.attgenerated = '' THEN coalesce(pg_catalog.pg_get_expr(d.adbin, d.adrelid), '') ELSE '' END ORDER BY a.attnum) \
                  FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid = a.attrelid \
                  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+                 LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum \
                  JOIN unnest($1::text[], $2::text[]) AS t(s, r) ON t.s = n.nspname AND t.r = c.relname \
                  WHERE a.attnum > 0 AND NOT a.attisdropped GROUP BY 1, 2",
                 &[&schemas, &names],
@@ -92,12 +94,31 @@ impl Session {
             .map_err(CoordError::from_pg)?;
         let map: HashMap<(String, String), Vec<String>> =
             rows.iter().map(|r| ((r.get(0), r.get(1)), r.get::<_, Vec<String>>(2))).collect();
+        // Defaults that call now() and its kin: the coordinator writes them in (see `clock`).
+        let mut time_defaults: HashMap<(String, String), Vec<(String, String)>> = HashMap::new();
+        for r in &rows {
+            let (names, defaults) = (r.get::<_, Vec<String>>(2), r.get::<_, Vec<String>>(3));
+            let timed: Vec<(String, String)> =
+                names.into_iter().zip(defaults).filter(|(_, d)| pgshard_planner::times::mentions_time(d)).collect();
+            if !timed.is_empty() {
+                time_defaults.insert((r.get(0), r.get(1)), timed);
+            }
+        }
         let map = Arc::new(map);
         let mut cache = self.shared.columns.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         if cache.version < catalog.version() {
-            *cache = ColumnCache { version: catalog.version(), columns: map.clone() };
+            *cache = ColumnCache { version: catalog.version(), columns: map.clone(), time_defaults: Arc::new(time_defaults) };
         }
         Ok(map)
+    }
+
+    /// The managed tables' columns whose defaults call now() and its kin, by (schema, name),
+    /// for `catalog`'s version.
+    pub(super) async fn time_defaults(&self, catalog: &CatalogSnapshot) -> Arc<HashMap<(String, String), Vec<(String, String)>>> {
+        if catalog.tables().next().is_none() || self.columns(catalog).await.is_err() {
+            return Arc::default();
+        }
+        self.shared.columns.read().unwrap_or_else(std::sync::PoisonError::into_inner).time_defaults.clone()
     }
 
     /// Refuses work that must commit on its own while a transaction block is open.

@@ -256,7 +256,7 @@ impl Session {
         let any_format = matches!(p.planned.as_deref(), Some(Plan::CopyIn(_) | Plan::Ddl(_) | Plan::Function(_)));
         self.binary_results = p.binary_results;
         self.result_formats.clone_from(&p.result_formats);
-        let timed = self.with_times(&p.sql);
+        let timed = self.with_times(&p.sql).await;
         let sql = timed.as_deref().unwrap_or(&p.sql);
         let decision = match self.decide(sql).await {
             Ok(d) => d,

@@ -58,7 +58,7 @@ impl Session {
         if !self.pinned && crate::guc::pins_session(sql.as_bytes(), false) {
             self.pinned = true;
         }
-        let timed = self.with_times(sql);
+        let timed = self.with_times(sql).await;
         let sql = timed.as_deref().unwrap_or(sql);
         let decision = match self.fast_decision(sql).await {
             Some(FastDecision::Home) => Ok(Decision::Home),
