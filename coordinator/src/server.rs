@@ -51,8 +51,11 @@ pub struct ColumnCache {
     /// The columns in table order.
     pub columns: Arc<std::collections::HashMap<(String, String), Vec<String>>>,
     /// The columns whose defaults call now() and its kin, with those defaults.
-    pub time_defaults: Arc<std::collections::HashMap<(String, String), Vec<(String, String)>>>,
+    pub time_defaults: Arc<TimeDefaults>,
 }
+
+/// By (schema, name): the columns whose defaults call now() and its kin, with those defaults.
+pub type TimeDefaults = std::collections::HashMap<(String, String), Vec<pgshard_planner::times::TimeDefault>>;
 
 impl Shared {
     /// The current catalog snapshot.

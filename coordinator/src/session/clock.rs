@@ -17,9 +17,7 @@ impl Session {
     /// and calls them or leaves out a column whose default does.
     pub(super) async fn with_times(&self, sql: &str) -> Option<String> {
         let catalog = self.catalog();
-        if catalog.tables().next().is_none() {
-            return None;
-        }
+        catalog.tables().next()?;
         let defaults = self.time_defaults(&catalog).await;
         // Cheap tests first: a time function's name, or an INSERT naming a table with such a
         // default.

@@ -95,7 +95,7 @@ impl Session {
         let map: HashMap<(String, String), Vec<String>> =
             rows.iter().map(|r| ((r.get(0), r.get(1)), r.get::<_, Vec<String>>(2))).collect();
         // Defaults that call now() and its kin: the coordinator writes them in (see `clock`).
-        let mut time_defaults: HashMap<(String, String), Vec<(String, String)>> = HashMap::new();
+        let mut time_defaults = crate::server::TimeDefaults::new();
         for r in &rows {
             let (names, defaults) = (r.get::<_, Vec<String>>(2), r.get::<_, Vec<String>>(3));
             let timed: Vec<(String, String)> =
@@ -114,7 +114,7 @@ impl Session {
 
     /// The managed tables' columns whose defaults call now() and its kin, by (schema, name),
     /// for `catalog`'s version.
-    pub(super) async fn time_defaults(&self, catalog: &CatalogSnapshot) -> Arc<HashMap<(String, String), Vec<(String, String)>>> {
+    pub(super) async fn time_defaults(&self, catalog: &CatalogSnapshot) -> Arc<crate::server::TimeDefaults> {
         if catalog.tables().next().is_none() || self.columns(catalog).await.is_err() {
             return Arc::default();
         }
