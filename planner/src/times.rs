@@ -29,10 +29,10 @@ pub struct Stamps<'a> {
 
 /// Whether `sql` may call one of the functions [`fix`] replaces: a cheap test before parsing.
 pub fn mentions_time(sql: &str) -> bool {
-    let lower = sql.to_ascii_lowercase();
-    ["now", "current_time", "current_date", "localtime", "transaction_timestamp", "statement_timestamp"]
+    let bytes = sql.as_bytes();
+    [&b"now"[..], b"current_time", b"current_date", b"localtime", b"transaction_timestamp", b"statement_timestamp"]
         .iter()
-        .any(|w| lower.contains(w))
+        .any(|w| bytes.windows(w.len()).any(|s| s.eq_ignore_ascii_case(w)))
 }
 
 /// A column's default that calls a transaction-time function: `(column, default expression)`.

@@ -14,9 +14,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 use pgshard_catalog::{CatalogSnapshot, ColocationId, NodeId, Shard};
 use pgshard_planner::{InsertSelect, PULL_SCHEMA};
-use super::dispatch::quote_ident;
 use tokio_postgres::error::SqlState;
 
+use super::dispatch::quote_ident;
 use super::fanout::Merged;
 use super::relay::Interrupted;
 use super::txn::Writes;
