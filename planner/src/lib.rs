@@ -33,6 +33,7 @@ mod template;
 mod testing;
 mod text;
 pub mod times;
+mod windows;
 
 pub use aggregate::FinalQuery;
 pub use ddl::DdlPlan;

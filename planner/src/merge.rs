@@ -69,21 +69,32 @@ pub enum Limit {
 }
 
 /// Plans a SELECT (`query` is the statement's query) for several shards.
-pub(crate) fn plan_select(query: &Query, src: &Source<'_>, sp: &Splicer<'_>) -> Result<MultiShard, String> {
+/// `dist`: the distributed tables of its FROM clause and their distribution columns.
+pub(crate) fn plan_select(query: &Query, src: &Source<'_>, sp: &Splicer<'_>, dist: &[(String, String)]) -> Result<MultiShard, String> {
     let limited = query.limit_clause.is_some() || query.fetch.is_some();
     match query.body.as_ref() {
         SetExpr::Select(select) => {
             let mut used = uses(&select.projection).or(uses(&select.having));
+            let sorted_by_window = query.order_by.as_ref().is_some_and(|ob| uses(ob).window);
             if let Some(ob) = &query.order_by {
                 used = used.or(uses(ob));
-            }
-            if used.window || !select.named_window.is_empty() {
-                return Err("window functions over several shards".into());
             }
             let grouped = match &select.group_by {
                 sqlparser::ast::GroupByExpr::Expressions(e, m) => !e.is_empty() || !m.is_empty(),
                 sqlparser::ast::GroupByExpr::All(_) => true,
             };
+            if used.window || !select.named_window.is_empty() {
+                // Windows partitioned by the distribution column are whole in each shard.
+                let whole = !used.aggregate
+                    && !grouped
+                    && select.having.is_none()
+                    && select.distinct.is_none()
+                    && !sorted_by_window
+                    && crate::windows::partitioned_by_distribution(select, query.order_by.as_ref(), dist);
+                if !whole {
+                    return Err("window functions over several shards".into());
+                }
+            }
             if used.aggregate || grouped || select.having.is_some() || select.distinct.is_some() {
                 let c = clauses::find(src, query, select)?;
                 return aggregate::plan(query, select, &c, src, sp);

@@ -78,7 +78,7 @@ pub(crate) fn plan(
             let proof = prove(stmt, rels)?;
             let multi = match proof.single_only {
                 Some(why) => Err(why),
-                None => plan_select(q, src, &sp),
+                None => plan_select(q, src, &sp, &crate::windows::dist_columns(q, rels)),
             };
             (StmtKind::Select, proof.pins, multi, None)
         }

@@ -489,3 +489,25 @@ fn correlated_exists_in_writes_become_membership_tests() {
     let (sql, _) = subs("DELETE FROM orders WHERE EXISTS (SELECT 1 FROM plain WHERE plain.k = orders.o_id AND o_w_id = 3)");
     assert!(sql.contains("EXISTS"), "{sql}");
 }
+
+#[test]
+fn windows_partitioned_by_the_distribution_column_run_per_shard() {
+    let multi = |sql: &str| match plan_sql(sql, &Catalog) {
+        Plan::Shards(sp) => sp.multi.map(|m| m.merge),
+        other => panic!("{sql}: {other}"),
+    };
+    let concat = Ok(crate::merge::MergeStep::Concat);
+    assert_eq!(multi("SELECT o_id, row_number() OVER (PARTITION BY o_w_id ORDER BY o_id) FROM orders"), concat);
+    assert_eq!(multi("SELECT o.o_id, sum(c.c_balance) OVER w FROM orders o JOIN customer c ON c.c_w_id = o.o_w_id WINDOW w AS (PARTITION BY c.c_w_id, o.o_d_id)"), concat);
+    assert_eq!(multi("SELECT o_id, rank() OVER (w ORDER BY o_id) FROM orders WINDOW w AS (PARTITION BY o_w_id)"), concat);
+    assert!(matches!(multi("SELECT o_id, rank() OVER (PARTITION BY o_w_id ORDER BY o_id) FROM orders ORDER BY o_id LIMIT 3"), Ok(crate::merge::MergeStep::Sort { .. })));
+    // Not partitioned by it, or over the whole result: over copies.
+    for sql in [
+        "SELECT o_id, row_number() OVER (PARTITION BY o_d_id) FROM orders",
+        "SELECT o_id, row_number() OVER () FROM orders",
+        "SELECT o_id, count(*) OVER (PARTITION BY o_w_id), row_number() OVER (ORDER BY o_id) FROM orders",
+        "SELECT o_w_id, count(*), rank() OVER (PARTITION BY o_w_id) FROM orders GROUP BY o_w_id",
+    ] {
+        assert!(multi(sql).is_err(), "{sql}");
+    }
+}
