@@ -409,7 +409,7 @@ impl<'a> QueryGen<'a> {
         let d: Vec<&Table> = self.schema.tables.iter().filter(|t| t.placement == Placement::Distributed).collect();
         let target = d[rng.below(d.len())];
         let t = Source { table: target, alias: "t".into() };
-        let sql = match rng.below(5) {
+        let sql = match rng.below(8) {
             0 | 1 => {
                 let others: Vec<&Table> = self.schema.tables.iter().filter(|x| x.name != target.name).collect();
                 let from = others[rng.below(others.len())];
@@ -440,6 +440,38 @@ impl<'a> QueryGen<'a> {
                 };
                 format!("{verb} WHERE t.a {op} (SELECT s.a FROM {} s WHERE s.a IS NOT NULL{})", from.name,
                     self.where_clause(rng, &s).replacen(" WHERE", " AND", 1))
+            }
+            4 => {
+                // A correlated [NOT] EXISTS over another table, tied by an equality.
+                let others: Vec<&Table> = self.schema.tables.iter().filter(|x| x.name != target.name).collect();
+                let from = others[rng.below(others.len())];
+                let s = Source { table: from, alias: "s".into() };
+                let not = if rng.chance(50) { "NOT " } else { "" };
+                let verb = if rng.chance(50) {
+                    format!("UPDATE {} t SET c = 'e'", target.name)
+                } else {
+                    format!("DELETE FROM {} t", target.name)
+                };
+                format!("{verb} WHERE {not}EXISTS (SELECT 1 FROM {} s WHERE s.a = t.a{})", from.name,
+                    self.where_clause(rng, &s).replacen(" WHERE", " AND", 1))
+            }
+            5 => {
+                // A data-modifying WITH passing its rows on.
+                format!("WITH m AS (UPDATE {} t SET b = coalesce(t.b, 0) + 2{} RETURNING t.k, t.b) SELECT k, b FROM m",
+                    target.name, self.where_clause(rng, &t))
+            }
+            6 => {
+                // INSERT ... VALUES with computed keys (made once on the default node), sometimes
+                // with RETURNING or ON CONFLICT.
+                let rows: Vec<String> = (0..1 + rng.below(3))
+                    .map(|_| format!("({} + {}, {}, 'v')", 100 + rng.below(50), rng.below(10), rng.below(10)))
+                    .collect();
+                let tail = match rng.below(3) {
+                    0 => " RETURNING k, a",
+                    1 => " ON CONFLICT DO NOTHING",
+                    _ => "",
+                };
+                format!("INSERT INTO {} (k, a, c) VALUES {}{tail}", target.name, rows.join(", "))
             }
             _ => format!("DELETE FROM {} t{}", target.name, self.where_clause(rng, &t)),
         };
