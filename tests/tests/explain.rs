@@ -36,6 +36,11 @@ fn explain_shows_the_distributed_plan_and_the_shards_plans() {
     assert!(grouped.contains("HAVING"), "{grouped}");
     assert!(grouped.contains("Sent to each shard: SELECT v AS c1, count(*) AS c2 FROM pgshard_g1_s0.ev"), "{grouped}");
 
+    // A window over every row of several shards is a read over copies.
+    let windowed = psql(&port, "EXPLAIN SELECT v, row_number() OVER (ORDER BY v) FROM ev WHERE v > 3");
+    assert!(windowed.contains("Copies: the default node answers over copies"), "{windowed}");
+    assert!(windowed.contains("WHERE (v > 3)"), "only the rows the WHERE clause keeps move:\n{windowed}");
+
     let analyzed = psql(&port, "EXPLAIN ANALYZE SELECT count(*) FROM ev");
     assert_eq!(analyzed.matches("Execution Time").count(), 8, "one per shard:\n{analyzed}");
 

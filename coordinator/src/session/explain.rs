@@ -34,6 +34,13 @@ impl Session {
             Ok(r) => r,
             Err(err) => return self.refuse(err).await,
         };
+        // Several shards that cannot answer it themselves: it is a read over copies.
+        if let (Err(_), Some(pull), false) = (&sp.multi, &sp.pull, routed.shards.len() == 1)
+            && !e.analyze
+        {
+            let lines = self.explain_read(catalog, pull).await?;
+            return self.answer_plan_lines(&lines);
+        }
         let mut lines = Vec::new();
         let statements: Vec<(Shard, String)> = match self.explained_statements(sp, &routed, &mut lines) {
             Ok(s) => s,
