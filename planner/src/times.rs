@@ -1,16 +1,17 @@
 //! The transaction's time, the same on every node. PostgreSQL's `now()` (and
 //! `current_timestamp`, `current_date`, `localtimestamp`, ...) is the time its transaction
 //! started; each data node would answer with its own start, so rows one statement writes on
-//! several nodes would carry different times. In a statement that writes distributed or
-//! reference tables the coordinator writes its own transaction start in instead, as a
-//! `timestamptz` literal cast the way the function's type asks (the node's `TimeZone`, the
-//! client's, makes the date and local times). `statement_timestamp()` gets the statement's
-//! start. `clock_timestamp()`, `random()` and other functions that change from call to call are
+//! several nodes would carry different times, and a read comparing with `now()` would not find
+//! them. In a statement that reads or writes distributed or reference tables the coordinator
+//! writes the transaction's start in instead, as a `timestamptz` literal cast the way the
+//! function's type asks (the node's `TimeZone`, the client's, makes the date and local times);
+//! a bare call in the select list or RETURNING keeps its column name. `statement_timestamp()`
+//! gets the statement's start. `clock_timestamp()`, `random()` and other functions that change from call to call are
 //! left to each node, as they change from row to row on one PostgreSQL too.
 
 use std::ops::Range;
 
-use sqlparser::ast::{Insert, SetExpr, Statement};
+use sqlparser::ast::{Expr, Insert, SelectItem, SetExpr, Statement};
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
 use sqlparser::tokenizer::Token;
@@ -18,7 +19,9 @@ use sqlparser::tokenizer::Token;
 use crate::route::{Relations, split_name};
 use crate::text::Source;
 
-/// The coordinator's times, as PostgreSQL timestamptz literals (`2026-12-06 17:40:55.123456+00`).
+/// The coordinator's times as SQL expressions of type timestamptz: literals
+/// (`'2026-12-06 17:40:55.123456+00'::timestamptz`), or parameters (`$3::timestamptz`) a
+/// prepared statement is bound with at each execution.
 #[derive(Debug, Clone, Copy)]
 pub struct Stamps<'a> {
     /// When the transaction started (`now()`).
@@ -39,7 +42,8 @@ pub fn mentions_time(sql: &str) -> bool {
 pub type TimeDefault = (String, String);
 
 /// `sql` with the transaction-time functions replaced by `stamps`, when it is one statement
-/// that writes a distributed or reference table and calls one of them; `None` otherwise.
+/// that reads or writes a distributed or reference table and calls one of them; `None`
+/// otherwise.
 /// `defaults` gives a managed table's columns whose defaults call them: an INSERT ... VALUES
 /// with a column list that leaves such a column out gets it added, with its default (times
 /// written in) in every row.
@@ -56,10 +60,19 @@ pub fn fix(
         return None;
     }
     let targets = crate::plan::write_targets(stmt, &src, rels).ok()?;
-    if !targets.iter().any(|t| t.kind.is_some()) {
+    let touches = targets.iter().any(|t| t.kind.is_some())
+        || crate::refs::collect(stmt, &src, rels).is_ok_and(|r| r.tables.iter().any(|t| t.kind.is_some()));
+    if !touches {
         return None;
     }
     let mut edits = time_edits(&src, stamps);
+    // A call that is a whole output column keeps the name PostgreSQL gives it.
+    let bare = bare_items(stmt, &src);
+    for (range, text) in &mut edits {
+        if let Some((_, name)) = bare.iter().find(|(at, _)| *at == range.start) {
+            text.push_str(&format!(" AS {name}"));
+        }
+    }
     if let Statement::Insert(insert) = stmt
         && let Some(target) = targets.first()
         && target.kind.is_some()
@@ -110,6 +123,44 @@ fn apply(text: &str, mut edits: Vec<(Range<usize>, String)>) -> Option<String> {
     Some(out)
 }
 
+/// The output columns (select list of the outermost query, RETURNING) that are a bare call of
+/// a transaction-time function without an alias: where the call starts, and the column name
+/// PostgreSQL gives it.
+fn bare_items(stmt: &Statement, src: &Source<'_>) -> Vec<(usize, String)> {
+    let items: Vec<&SelectItem> = match stmt {
+        Statement::Query(q) => match q.body.as_ref() {
+            SetExpr::Select(s) => s.projection.iter().collect(),
+            _ => Vec::new(),
+        },
+        Statement::Insert(i) => i.returning.iter().flatten().collect(),
+        Statement::Update(u) => u.returning.iter().flatten().collect(),
+        Statement::Delete(d) => d.returning.iter().flatten().collect(),
+        _ => Vec::new(),
+    };
+    items
+        .into_iter()
+        .filter_map(|item| {
+            let SelectItem::UnnamedExpr(Expr::Function(f)) = item else { return None };
+            let name = crate::funcs::builtin_name(f)?;
+            let first = f.name.0.first()?.as_ident()?;
+            let i = src.ident(first)?;
+            TIME_FUNCTIONS.contains(&name.as_str()).then(|| (src.pos(i), name))
+        })
+        .collect()
+}
+
+/// The functions [`fix`] writes the time in for.
+const TIME_FUNCTIONS: &[&str] = &[
+    "now",
+    "transaction_timestamp",
+    "statement_timestamp",
+    "current_timestamp",
+    "current_time",
+    "current_date",
+    "localtime",
+    "localtimestamp",
+];
+
 /// The insertions that add `missing` columns (with their defaults, times written in) to an
 /// INSERT ... VALUES with a column list; `None` when it has another shape.
 fn add_columns(insert: &Insert, src: &Source<'_>, missing: &[TimeDefault], stamps: Stamps<'_>) -> Option<Vec<(Range<usize>, String)>> {
@@ -155,7 +206,7 @@ fn call_at(src: &Source<'_>, i: usize, stamps: Stamps<'_>) -> Option<(usize, Str
     }
     let name = w.value.to_ascii_lowercase();
     let open = src.tok(i + 1).is_some_and(|t| t.token == Token::LParen);
-    let literal = |stamp: &str| format!("'{stamp}'::timestamptz");
+    let literal = |stamp: &str| stamp.to_owned();
     match name.as_str() {
         "now" | "transaction_timestamp" | "statement_timestamp" if open => {
             let close = src.close_of(i + 1)?;
@@ -199,7 +250,7 @@ mod tests {
     use super::*;
     use crate::testing::Catalog;
 
-    const STAMPS: Stamps<'static> = Stamps { transaction: "T", statement: "S" };
+    const STAMPS: Stamps<'static> = Stamps { transaction: "'T'::timestamptz", statement: "'S'::timestamptz" };
 
     fn fixed(sql: &str) -> Option<String> {
         fix(sql, &Catalog, STAMPS, &|_, _| Vec::new())
@@ -218,8 +269,20 @@ mod tests {
     }
 
     #[test]
-    fn reads_columns_and_other_tables_are_left_alone() {
-        assert_eq!(fixed("SELECT now() FROM orders"), None);
+    fn reads_of_managed_tables_too_with_their_column_names() {
+        assert_eq!(
+            fixed("SELECT now(), current_date, now() - interval '1 day' AS d FROM orders WHERE o_entry_d < pg_catalog.now()").unwrap(),
+            "SELECT ('T'::timestamptz) AS now, (('T'::timestamptz)::date) AS current_date, ('T'::timestamptz) - interval '1 day' AS d FROM orders WHERE o_entry_d < ('T'::timestamptz)"
+        );
+        assert_eq!(
+            fixed("UPDATE orders SET o_carrier_id = 1 WHERE o_w_id = 1 RETURNING now(), o_id").unwrap(),
+            "UPDATE orders SET o_carrier_id = 1 WHERE o_w_id = 1 RETURNING ('T'::timestamptz) AS now, o_id"
+        );
+    }
+
+    #[test]
+    fn columns_and_other_tables_are_left_alone() {
+        assert_eq!(fixed("SELECT now() FROM plain"), None);
         assert_eq!(fixed("INSERT INTO plain VALUES (now())"), None);
         assert_eq!(fixed("UPDATE orders SET ts = o.now WHERE o_w_id = 1"), None);
         assert_eq!(fixed("UPDATE orders SET ts = clock_timestamp(), r = random() WHERE o_w_id = 1"), None);

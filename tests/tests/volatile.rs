@@ -83,6 +83,7 @@ fn transaction_time_is_the_same_on_every_node() {
         client.batch_execute("CREATE TABLE audit (tenant int, what text, at timestamptz DEFAULT now(), day date DEFAULT (current_date + 1))").await.unwrap();
         client.batch_execute("SELECT create_distributed_table('audit', 'tenant', shard_count => 8)").await.unwrap();
         let prepared = client.prepare("INSERT INTO audit (tenant, what) VALUES ($1, 'prepared')").await.unwrap();
+        assert_eq!(prepared.params().len(), 1, "the time parameters stay the coordinator's");
         client.batch_execute("BEGIN").await.unwrap();
         for tenant in 1..=8 {
             client.batch_execute(&format!("INSERT INTO audit (tenant, what) VALUES ({tenant}, 'simple')")).await.unwrap();
@@ -135,6 +136,19 @@ fn computed_distribution_values_are_computed_once() {
             let got = row(&client, &format!("SELECT count(*) FROM tickets WHERE id = {id}")).await;
             assert_eq!(got, ["1"], "id {id}");
         }
+        // With now() too, prepared: one parameter for the client, the row's time the block's.
+        let stamped = client.prepare("INSERT INTO tickets (note, made) VALUES ($1, now()) RETURNING made").await.unwrap();
+        assert_eq!(stamped.params().len(), 1);
+        client.batch_execute("BEGIN").await.unwrap();
+        let mut made = Vec::new();
+        for n in 0..3 {
+            let rows = client.query(&stamped, &[&format!("s{n}")]).await.unwrap();
+            made.push(rows[0].get::<_, std::time::SystemTime>(0));
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        client.batch_execute("COMMIT").await.unwrap();
+        assert!(made.iter().all(|m| *m == made[0]), "{made:?}");
+        client.batch_execute("DELETE FROM tickets WHERE note LIKE 's_'").await.unwrap();
         // Several rows, an expression and DEFAULT in one statement, the simple protocol.
         client.batch_execute("INSERT INTO tickets (id, note) VALUES (DEFAULT, 'd'), (nextval('tickets_id_seq'), 'n'), (1000 + 7, 'e')").await.unwrap();
         assert_eq!(row(&client, "SELECT count(*), count(DISTINCT id), count(*) FILTER (WHERE id = 1007) FROM tickets").await, ["15", "15", "1"]);

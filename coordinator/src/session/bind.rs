@@ -25,9 +25,6 @@ impl Session {
             Decision::Home => StmtKind::Home,
             Decision::Refuse(why) => return Err(CoordError::Unsupported(why)),
             Decision::Plan(catalog, plan) => match *plan {
-                // A write that calls now() and its kin gets the transaction's time written in
-                // at each execution: bound here, run as text.
-                Plan::Shards(sp) if self.with_times(sql).await.is_some() => StmtKind::Planned(Arc::new(Plan::Shards(sp))),
                 Plan::Shards(sp) => StmtKind::Shard(catalog, Arc::new(sp)),
                 other => StmtKind::Planned(Arc::new(other)),
             },
@@ -56,10 +53,13 @@ impl Session {
         let Some(stmt) = self.statements.stmts.get(b.statement) else {
             return Ok(send(0, m, Unit::Bind));
         };
+        // The transaction's and the statement's time, for a statement that calls now().
+        let extra: Vec<String> = if stmt.time.is_some() { self.time_values().to_vec() } else { Vec::new() };
+        let after = if extra.is_empty() { Bytes::copy_from_slice(b.after_names) } else { msg::bind_tail_with(&b, &extra) };
         match &stmt.kind {
             StmtKind::Planned(plan) => {
                 let (sql, types, plan) = (stmt.sql.clone(), stmt.types.clone(), plan.clone());
-                Ok(self.bind_local(&b, &sql, &types, Some(plan)))
+                Ok(self.bind_local(&b, &sql, &types, Some(plan), &extra))
             }
             StmtKind::Shard(catalog, sp) => {
                 if self.block_failed() {
@@ -88,12 +88,12 @@ impl Session {
                             catalog: catalog.clone(),
                             statements,
                             types: stmt.types.clone(),
-                            after_names: Bytes::copy_from_slice(b.after_names),
+                            after_names: after.clone(),
                             write: sp.kind != pgshard_planner::StmtKind::Select,
                         };
                         return Ok(self.bind_local_bound(&b, &stmt.sql, bound));
                     }
-                    return Ok(self.bind_local(&b, &stmt.sql, &stmt.types, None));
+                    return Ok(self.bind_local(&b, &stmt.sql, &stmt.types, None, &extra));
                 };
                 let (schema, index, node) = (shard.schema_name(), shard.index, shard.node);
                 let conn = match self.conn_to(&catalog, node).await {
@@ -104,7 +104,7 @@ impl Session {
                 let name = if b.statement.is_empty() { String::new() } else { format!("pgshard_{}_{index}", stmt.id) };
                 let sql = sp.single.render(Some(&schema));
                 let writes = if sp.kind == pgshard_planner::StmtKind::Select { Writes::Unknown } else { Writes::Yes };
-                Ok(self.bind_elsewhere(conn, &name, &sql, &stmt.types, b.portal, b.after_names, writes))
+                Ok(self.bind_elsewhere(conn, &name, &sql, &stmt.types, b.portal, &after, writes))
             }
             StmtKind::Txn(cmd) => {
                 self.statements.portals.insert(b.portal.to_owned(), PortalAt::Txn(cmd.clone()));

@@ -12,10 +12,50 @@ use super::Session;
 use super::plan::Rels;
 use super::txn::TxnState;
 
+/// The two parameters a prepared statement gets for the transaction's and the statement's
+/// time, after the client's own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeParams {
+    /// The number of the first (`$n`, 1-based); the second is `$n + 1`.
+    pub first: usize,
+}
+
 impl Session {
-    /// `sql` with the transaction-time functions written in, when it writes a managed table
-    /// and calls them or leaves out a column whose default does.
-    pub(super) async fn with_times(&self, sql: &str) -> Option<String> {
+    /// `sql` with the transaction-time functions written in as literals, when it reads or
+    /// writes a managed table and calls them or leaves out a column whose default does.
+    pub(super) async fn with_times(&mut self, sql: &str) -> Option<String> {
+        let (transaction, statement) = self.stamps();
+        let (transaction, statement) = (format!("'{transaction}'::timestamptz"), format!("'{statement}'::timestamptz"));
+        self.fix_times(sql, Stamps { transaction: &transaction, statement: &statement }).await
+    }
+
+    /// A statement being prepared with the transaction-time functions made parameters after
+    /// the client's (bound with [`Session::time_values`] at each execution), when it needs them.
+    pub(super) async fn with_time_params(&mut self, sql: &str) -> Option<(String, TimeParams)> {
+        let first = pgshard_planner::max_param(sql) + 1;
+        let (transaction, statement) = (format!("${first}::timestamptz"), format!("${}::timestamptz", first + 1));
+        let fixed = self.fix_times(sql, Stamps { transaction: &transaction, statement: &statement }).await?;
+        Some((fixed, TimeParams { first }))
+    }
+
+    /// The values of the time parameters for this execution, as text.
+    pub(super) fn time_values(&self) -> [String; 2] {
+        let (transaction, statement) = self.stamps();
+        [transaction, statement]
+    }
+
+    /// The transaction's start (the client's BEGIN, or now outside a block) and the
+    /// statement's, as timestamptz text.
+    fn stamps(&self) -> (String, String) {
+        let now = SystemTime::now();
+        let started = match &self.txn {
+            TxnState::Block(b) => b.started.unwrap_or(now),
+            TxnState::Idle => now,
+        };
+        (timestamptz(started), timestamptz(now))
+    }
+
+    async fn fix_times(&self, sql: &str, stamps: Stamps<'_>) -> Option<String> {
         let catalog = self.catalog();
         catalog.tables().next()?;
         let defaults = self.time_defaults(&catalog).await;
@@ -28,21 +68,15 @@ impl Session {
         if !named && !times::mentions_time(sql) {
             return None;
         }
-        let now = SystemTime::now();
-        let started = match &self.txn {
-            TxnState::Block(b) => b.started.unwrap_or(now),
-            TxnState::Idle => now,
-        };
         let columns = HashMap::new();
         let rels = Rels { catalog: &catalog, columns: &columns };
-        let (transaction, statement) = (timestamptz(started), timestamptz(now));
         let of_table = |schema: Option<&str>, name: &str| -> Vec<times::TimeDefault> {
             rels.lookup(schema, name)
                 .and_then(|t| defaults.get(&(t.schema.clone(), t.name.clone())))
                 .cloned()
                 .unwrap_or_default()
         };
-        times::fix(sql, &rels, Stamps { transaction: &transaction, statement: &statement }, &of_table)
+        times::fix(sql, &rels, stamps, &of_table)
     }
 }
 

@@ -32,11 +32,16 @@ use crate::error::CoordError;
 #[derive(Debug, Clone)]
 pub struct Stmt {
     pub(super) id: u64,
+    /// The text pgshard plans and runs (the client's, with the transaction-time functions made
+    /// parameters when `time` is set).
     pub(super) sql: String,
     pub(super) types: Vec<u32>,
     pub(super) kind: StmtKind,
     /// The catalog version it was planned under.
     pub(super) version: i64,
+    /// The parameters for the transaction's and the statement's time, bound at each execution,
+    /// and the client's own text and types (what Describe answers for).
+    pub(super) time: Option<(super::clock::TimeParams, String, Vec<u32>)>,
 }
 
 /// What a prepared statement is.
@@ -188,10 +193,15 @@ impl Session {
                     self.close_segment(&mut seg).await?;
                     if !self.statements.skipping {
                         let described = self.describe_on_home_for_client(&sql, &types, statement.is_some()).await?;
-                        // Binary parameters the client sends by these types are decoded at Bind.
-                        if let (Some(name), Some(described)) = (statement, described)
+                        // Binary parameters the client sends by these types are decoded at Bind
+                        // (the time parameters keep theirs).
+                        if let (Some(name), Some(mut described)) = (statement, described)
                             && let Some(stmt) = self.statements.stmts.get_mut(&name)
                         {
+                            if stmt.time.is_some() {
+                                described.resize(stmt.types.len().saturating_sub(2), 0);
+                                described.extend([TIMESTAMPTZ, TIMESTAMPTZ]);
+                            }
                             stmt.types = described;
                         }
                     }
@@ -351,8 +361,13 @@ impl Session {
                         })),
                         // Reads over copies and writes the coordinator runs itself have the
                         // parameters and columns PostgreSQL gives them over the shells.
-                        Some(Stmt { kind: StmtKind::Planned(plan), sql, types, .. }) if described_on_home(plan) => {
-                            Action::DescribeHome { sql: sql.clone(), types: types.clone(), statement: Some(name.to_owned()) }
+                        Some(Stmt { kind: StmtKind::Planned(plan), sql, types, time, .. }) if described_on_home(plan) => {
+                            // The client's own text: its parameters, not the time ones.
+                            let (sql, types) = match time {
+                                Some((_, own, own_types)) => (own.clone(), own_types.clone()),
+                                None => (sql.clone(), types.clone()),
+                            };
+                            Action::DescribeHome { sql, types, statement: Some(name.to_owned()) }
                         }
                         Some(Stmt { kind: StmtKind::Planned(plan), sql, types, .. }) => {
                             Action::Answer(local::describe_planned(plan, sql, types, true))
@@ -404,7 +419,17 @@ impl Session {
     async fn on_parse(&mut self, m: &Bytes) -> Result<Action, CoordError> {
         let p = msg::ParseMsg::read(m)?;
         let version = self.catalog().version();
-        let kind = match self.stmt_kind(p.sql).await {
+        // now() and its kin become parameters, bound with the transaction's time each run.
+        let (sql, types, time) = match self.with_time_params(p.sql).await {
+            Some((fixed, time)) => {
+                let mut types = p.param_types.clone();
+                types.resize(time.first - 1, 0);
+                types.extend([TIMESTAMPTZ, TIMESTAMPTZ]);
+                (fixed, types, Some((time, p.sql.to_owned(), p.param_types.clone())))
+            }
+            None => (p.sql.to_owned(), p.param_types.clone(), None),
+        };
+        let kind = match self.stmt_kind(&sql).await {
             Ok(k) => k,
             Err(e) => return Ok(Action::Fail(e)),
         };
@@ -413,7 +438,7 @@ impl Session {
             return Ok(send(0, m, Unit::Parse));
         }
         self.statements.next_id += 1;
-        let stmt = Stmt { id: self.statements.next_id, sql: p.sql.to_owned(), types: p.param_types, kind, version };
+        let stmt = Stmt { id: self.statements.next_id, sql, types, kind, version, time };
         let home = matches!(stmt.kind, StmtKind::Home | StmtKind::Shard(..));
         self.statements.stmts.insert(p.name.to_owned(), stmt);
         Ok(if home { send(0, m, Unit::Parse) } else { answer(b'1') })
@@ -424,6 +449,9 @@ impl Session {
         Action::Txn(cmd.clone())
     }
 }
+
+/// The type OID of timestamptz.
+const TIMESTAMPTZ: u32 = 1184;
 
 /// Whether PostgreSQL describes a planned statement over the shells on home (a read over
 /// copies, a write the coordinator runs itself or binds itself, maybe with RETURNING).

@@ -95,9 +95,10 @@ impl Session {
         stmt_sql: &str,
         types: &[u32],
         planned: Option<Arc<Plan>>,
+        extra: &[String],
     ) -> super::extended::Action {
         use super::extended::Action;
-        let mut values = Vec::with_capacity(b.values.len());
+        let mut values = Vec::with_capacity(b.values.len() + extra.len());
         for (i, v) in b.values.iter().enumerate() {
             if b.is_binary(i) {
                 let ty = types.get(i).copied().unwrap_or(0);
@@ -120,6 +121,7 @@ impl Session {
                 }
             }
         }
+        values.extend(extra.iter().map(|e| Some(e.clone())));
         let sql = match bind_params(stmt_sql, &values) {
             Ok(s) => s,
             Err(why) => return Action::Fail(CoordError::sql(SqlState::PROTOCOL_VIOLATION, why)),

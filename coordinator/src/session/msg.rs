@@ -218,6 +218,47 @@ pub fn bind_results(portal: &str, statement: &str, formats: &[i16], out: &mut By
     bind_with(portal, statement, &after, out);
 }
 
+/// The part of a Bind after its names with `extra` text parameters added after the client's
+/// (the format codes spelled out per parameter when the client gave one for all).
+pub fn bind_tail_with(b: &BindMsg<'_>, extra: &[String]) -> Bytes {
+    let n = b.values.len();
+    let mut out = BytesMut::with_capacity(b.after_names.len() + 16 * extra.len() + 64);
+    let count = |k: usize| i16::try_from(k).unwrap_or(i16::MAX);
+    match b.formats.as_slice() {
+        [] | [0] => {
+            out.put_i16(count(b.formats.len()));
+            out.extend(b.formats.iter().flat_map(|f| f.to_be_bytes()));
+        }
+        [one] => {
+            out.put_i16(count(n + extra.len()));
+            (0..n).for_each(|_| out.put_i16(*one));
+            extra.iter().for_each(|_| out.put_i16(0));
+        }
+        many => {
+            out.put_i16(count(many.len() + extra.len()));
+            many.iter().for_each(|f| out.put_i16(*f));
+            extra.iter().for_each(|_| out.put_i16(0));
+        }
+    }
+    out.put_i16(count(n + extra.len()));
+    for v in &b.values {
+        match v {
+            Some(v) => {
+                out.put_i32(i32::try_from(v.len()).unwrap_or(i32::MAX));
+                out.extend_from_slice(v);
+            }
+            None => out.put_i32(-1),
+        }
+    }
+    for e in extra {
+        out.put_i32(i32::try_from(e.len()).unwrap_or(i32::MAX));
+        out.extend_from_slice(e.as_bytes());
+    }
+    out.put_i16(count(b.result_formats.len()));
+    b.result_formats.iter().for_each(|f| out.put_i16(*f));
+    out.freeze()
+}
+
 /// Appends an Execute message fetching every row.
 pub fn execute(portal: &str, out: &mut BytesMut) {
     frame(b'E', out, |o| {
