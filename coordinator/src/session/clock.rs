@@ -56,16 +56,21 @@ impl Session {
     }
 
     async fn fix_times(&self, sql: &str, stamps: Stamps<'_>) -> Option<String> {
+        // Cheap tests first (every simple query passes here): a time function's name, or an
+        // INSERT naming a table with such a default.
+        let mentions = times::mentions_time(sql);
+        let insert = sql.trim_start().get(..6).is_some_and(|w| w.eq_ignore_ascii_case("insert"));
+        if !mentions && !insert {
+            return None;
+        }
         let catalog = self.catalog();
         catalog.tables().next()?;
         let defaults = self.time_defaults(&catalog).await;
-        // Cheap tests first: a time function's name, or an INSERT naming a table with such a
-        // default.
-        let named = !defaults.is_empty() && {
+        let named = insert && !defaults.is_empty() && {
             let lower = sql.to_ascii_lowercase();
-            lower.trim_start().starts_with("insert") && defaults.keys().any(|(_, n)| lower.contains(&n.to_ascii_lowercase()))
+            defaults.keys().any(|(_, n)| lower.contains(&n.to_ascii_lowercase()))
         };
-        if !named && !times::mentions_time(sql) {
+        if !named && !mentions {
             return None;
         }
         let columns = HashMap::new();
