@@ -1,7 +1,8 @@
-//! The coordinator's clock in statements that write managed tables (see the planner's `times`
-//! module): `now()` and its kin, and the column defaults that call them in an INSERT that
-//! leaves those columns out, are the client's transaction start as the coordinator saw it, the
-//! same on every node.
+//! The coordinator's clock in statements that read or write managed tables (see the planner's
+//! `times` module): `now()` and its kin, and the column defaults that call them in an INSERT
+//! that leaves those columns out, are the client's transaction start as the coordinator saw
+//! it, the same on every node: written in as literals in the simple protocol, bound as two
+//! extra parameters of a prepared statement at each execution.
 
 use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -23,7 +24,7 @@ pub struct TimeParams {
 impl Session {
     /// `sql` with the transaction-time functions written in as literals, when it reads or
     /// writes a managed table and calls them or leaves out a column whose default does.
-    pub(super) async fn with_times(&mut self, sql: &str) -> Option<String> {
+    pub(super) async fn with_times(&self, sql: &str) -> Option<String> {
         let (transaction, statement) = self.stamps();
         let (transaction, statement) = (format!("'{transaction}'::timestamptz"), format!("'{statement}'::timestamptz"));
         self.fix_times(sql, Stamps { transaction: &transaction, statement: &statement }).await
@@ -31,7 +32,7 @@ impl Session {
 
     /// A statement being prepared with the transaction-time functions made parameters after
     /// the client's (bound with [`Session::time_values`] at each execution), when it needs them.
-    pub(super) async fn with_time_params(&mut self, sql: &str) -> Option<(String, TimeParams)> {
+    pub(super) async fn with_time_params(&self, sql: &str) -> Option<(String, TimeParams)> {
         let first = pgshard_planner::max_param(sql) + 1;
         let (transaction, statement) = (format!("${first}::timestamptz"), format!("${}::timestamptz", first + 1));
         let fixed = self.fix_times(sql, Stamps { transaction: &transaction, statement: &statement }).await?;
