@@ -18,6 +18,7 @@ use sqlparser::ast::{BinaryOperator, Expr, FromTable, GroupByExpr, Query, SetExp
 use sqlparser::tokenizer::Token;
 
 use crate::funcs::uses;
+use crate::narrow::split_and;
 use crate::route::{Relations, fold, split_name};
 use crate::text::Source;
 
@@ -194,17 +195,6 @@ enum Side {
     Inner,
     Outer,
     Unknown,
-}
-
-fn split_and<'e>(e: &'e Expr, out: &mut Vec<&'e Expr>) {
-    match e {
-        Expr::BinaryOp { left, op: BinaryOperator::And, right } => {
-            split_and(left, out);
-            split_and(right, out);
-        }
-        Expr::Nested(inner) if matches!(**inner, Expr::BinaryOp { op: BinaryOperator::And, .. }) => split_and(inner, out),
-        other => out.push(other),
-    }
 }
 
 /// Whether every column `e` names is an inner one (and it has no subquery, which could name

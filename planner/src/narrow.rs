@@ -89,7 +89,8 @@ fn plain(t: &TableFactor) -> Option<(&sqlparser::ast::ObjectName, String)> {
     }
 }
 
-fn split_and<'e>(e: &'e Expr, out: &mut Vec<&'e Expr>) {
+/// The conjuncts of `e` (through AND and parentheses around ANDs).
+pub(crate) fn split_and<'e>(e: &'e Expr, out: &mut Vec<&'e Expr>) {
     match e {
         Expr::BinaryOp { left, op: BinaryOperator::And, right } => {
             split_and(left, out);

@@ -78,8 +78,9 @@ fn float(f: f64) -> String {
     }
 }
 
-/// `YYYY-MM-DD` (with ` BC` before year 1) of a count of days since 1970-01-01.
-fn date(days: i64) -> Option<String> {
+/// `YYYY-MM-DD` (with ` BC` before year 1) of a count of days since 1970-01-01 (the proleptic
+/// Gregorian calendar, in 400-year eras counted from 0000-03-01).
+pub fn date(days: i64) -> Option<String> {
     let z = days.checked_add(719_468)?;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);

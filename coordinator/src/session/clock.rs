@@ -91,29 +91,8 @@ pub fn timestamptz(t: SystemTime) -> String {
     let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = d.as_secs();
     let (days, rest) = (secs / 86_400, secs % 86_400);
-    let (y, m, day) = civil(days);
-    format!(
-        "{y:04}-{m:02}-{day:02} {:02}:{:02}:{:02}.{:06}+00",
-        rest / 3600,
-        rest / 60 % 60,
-        rest % 60,
-        d.subsec_micros()
-    )
-}
-
-/// Year, month and day of a count of days since 1970-01-01 (the proleptic Gregorian calendar).
-fn civil(days: u64) -> (u64, u64, u64) {
-    // Shift to a calendar starting on 0000-03-01, in 400-year eras of 146,097 days.
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z % 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    (year, month, day)
+    let date = super::binval::date(i64::try_from(days).unwrap_or(0)).unwrap_or_default();
+    format!("{date} {:02}:{:02}:{:02}.{:06}+00", rest / 3600, rest / 60 % 60, rest % 60, d.subsec_micros())
 }
 
 #[cfg(test)]

@@ -256,26 +256,9 @@ impl Session {
             for k in range.clone() {
                 let (i, statements) = (conns[k], &work[k].1);
                 let join = self.join_prefix(i, writes.unwrap_or(Writes::Unknown));
+                let formats = binary.then_some(self.result_formats.as_slice());
                 let out = &mut self.conns.get(i).out;
-                if binary {
-                    if let Some(join) = join {
-                        msg::query(&join, out);
-                        joined[k] = true;
-                    }
-                    for sql in statements {
-                        msg::parse("", sql, &[], out);
-                        msg::bind_results("", "", &self.result_formats, out);
-                        msg::execute("", out);
-                    }
-                    msg::sync(out);
-                } else {
-                    let sql = statements.join("\n;\n");
-                    let text = match join {
-                        Some(join) => format!("{join};{sql}"),
-                        None => sql,
-                    };
-                    msg::query(&text, out);
-                }
+                joined[k] = queue_statements(join.as_deref(), statements, formats, out);
                 self.flush_conn(i).await?;
             }
             for k in range {
@@ -342,17 +325,9 @@ impl Session {
     pub(super) async fn gather(&mut self, work: &[(usize, Vec<String>)], merged: &mut Merged, rows: bool) -> Result<(), Interrupted> {
         let binary = self.wants_binary();
         for (i, statements) in work {
+            let formats = binary.then_some(self.result_formats.as_slice());
             let out = &mut self.conns.get(*i).out;
-            if binary {
-                for sql in statements {
-                    msg::parse("", sql, &[], out);
-                    msg::bind_results("", "", &self.result_formats, out);
-                    msg::execute("", out);
-                }
-                msg::sync(out);
-            } else {
-                msg::query(&statements.join(";\n"), out);
-            }
+            queue_statements(None, statements, formats, out);
             self.flush_conn(*i).await?;
         }
         for (i, _) in work {
@@ -393,8 +368,30 @@ impl Session {
     }
 }
 
-/// Appends a statement to its node's list (joined on lines of their own when sent as one
-/// Query: a trailing `--` comment must not swallow the separator).
+/// Queues `statements` (after `join`, the text that makes the connection a member of the
+/// block): one Query of them all, or, with result `formats`, the join as a Query of its own
+/// and each statement bound with the formats, then one Sync. Returns whether the join went as
+/// a Query of its own (its answer comes first).
+fn queue_statements(join: Option<&str>, statements: &[String], formats: Option<&[i16]>, out: &mut bytes::BytesMut) -> bool {
+    let Some(formats) = formats else {
+        // On lines of their own: a trailing `--` comment must not swallow the separator.
+        let sql = statements.join("\n;\n");
+        msg::query(&join.map_or_else(|| sql.clone(), |j| format!("{j};{sql}")), out);
+        return false;
+    };
+    if let Some(join) = join {
+        msg::query(join, out);
+    }
+    for sql in statements {
+        msg::parse("", sql, &[], out);
+        msg::bind_results("", "", formats, out);
+        msg::execute("", out);
+    }
+    msg::sync(out);
+    join.is_some()
+}
+
+/// Appends a statement to its node's list.
 pub(super) fn push_statement(per_node: &mut Vec<(NodeId, Vec<String>)>, node: NodeId, text: String) {
     match per_node.iter_mut().find(|(n, _)| *n == node) {
         Some((_, statements)) => statements.push(text),
