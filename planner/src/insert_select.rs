@@ -130,7 +130,7 @@ pub(crate) fn plan(
     let sp = Splicer::new(src.sql, refs.qualifiers().into_iter().filter(|r| r.start >= start).collect());
     let mut b = sp.builder();
     b.copy(start..tail_start);
-    let sources = pull_tables(src, refs.tables.iter().filter(|r| r.qualifier.start >= start), "INSERT ... SELECT", &[])?;
+    let sources = pull_tables(src, refs.tables.iter().filter(|r| r.qualifier.start >= start), "INSERT ... SELECT", &[], &[])?;
     let qualifier = &src.sql[target.qualifier.clone()];
     let shell = format!("{qualifier}{}", quote_ident(table));
     let per_shard = (tail_start < end).then(|| {

@@ -32,6 +32,7 @@ mod template;
 #[cfg(test)]
 mod testing;
 mod text;
+mod used;
 pub mod times;
 mod windows;
 

@@ -524,7 +524,7 @@ fn plan_dml(stmt: &Statement, src: &Source<'_>, rels: &impl Relations) -> Plan {
         if !writes.is_empty() && !local_write {
             return Plan::Unsupported(why);
         }
-        crate::pull::plan(stmt, src, &refs, &why, local_write).map_or_else(Plan::Unsupported, Plan::Pull)
+        crate::pull::plan(stmt, src, &refs, rels, &why, local_write).map_or_else(Plan::Unsupported, Plan::Pull)
     };
     if let Some(local) = refs.tables.iter().find(|r| r.kind.is_none()) {
         return pull(format!(
@@ -545,7 +545,7 @@ fn plan_dml(stmt: &Statement, src: &Source<'_>, rels: &impl Relations) -> Plan {
     match shard::plan(stmt, group(first), src, &refs, rels) {
         Ok(mut p) => {
             if let (Err(why), true) = (&p.multi, writes.is_empty()) {
-                p.pull = crate::pull::plan(stmt, src, &refs, why, false).ok();
+                p.pull = crate::pull::plan(stmt, src, &refs, rels, why, false).ok();
             }
             Plan::Shards(p)
         }

@@ -68,11 +68,13 @@ pub struct PullTable {
 
 /// One [`PullTable`] per distributed table among `refs` (each table once).
 /// `narrow`: conjuncts to read a table's rows with (see `narrow`), by where it is named.
+/// `columns`: the columns to copy of a table, by where it is named (all when absent).
 pub(crate) fn pull_tables<'r>(
     src: &Source<'_>,
     refs: impl Iterator<Item = &'r RelRef>,
     why: &str,
     narrow: &[Narrowed],
+    columns: &[(usize, Vec<String>)],
 ) -> Result<Vec<PullTable>, String> {
     let mut tables: Vec<PullTable> = Vec::new();
     let mut seen: Vec<(&str, Option<&str>, i32)> = Vec::new();
@@ -87,8 +89,13 @@ pub(crate) fn pull_tables<'r>(
         let qualifier = &src.sql[r.qualifier.clone()];
         let quoted = quote_ident(&r.name);
         let clause = narrow.iter().find(|n| n.at == r.qualifier.start).map_or("", |n| n.clause.as_str());
-        let text = format!("SELECT * FROM {qualifier}{quoted}{clause}");
-        let start = "SELECT * FROM ".len();
+        let list = columns
+            .iter()
+            .find(|(at, _)| *at == r.qualifier.start)
+            .map_or_else(|| "*".to_owned(), |(_, c)| c.iter().map(|c| quote_ident(c)).collect::<Vec<_>>().join(", "));
+        let head = format!("SELECT {list} FROM ");
+        let text = format!("{head}{qualifier}{quoted}{clause}");
+        let start = head.len();
         let rows = Splicer::new(&text, std::iter::once(start..start + qualifier.len()).collect()).whole();
         tables.push(PullTable { group: *group, temp_name: quoted, name: r.name.clone(), rows });
     }
@@ -97,7 +104,7 @@ pub(crate) fn pull_tables<'r>(
 
 /// Plans `stmt` (already known to read distributed tables, and to write nothing or, with
 /// `local_write`, only ordinary tables) as a pull, or says why it cannot be one.
-pub(crate) fn plan(stmt: &Statement, src: &Source<'_>, refs: &Refs, why: &str, local_write: bool) -> Result<PullPlan, String> {
+pub(crate) fn plan(stmt: &Statement, src: &Source<'_>, refs: &Refs, rels: &impl crate::route::Relations, why: &str, local_write: bool) -> Result<PullPlan, String> {
     match stmt {
         Statement::Query(q) if !q.locks.is_empty() => return Err(format!("{why} (with FOR UPDATE/SHARE)")),
         Statement::Query(_) => {}
@@ -111,7 +118,19 @@ pub(crate) fn plan(stmt: &Statement, src: &Source<'_>, refs: &Refs, why: &str, l
         })
     };
     let narrow: Vec<Narrowed> = crate::narrow::narrowings(stmt, src).into_iter().filter(|n| once(n.at)).collect();
-    let tables = pull_tables(src, refs.tables.iter(), why, &narrow)?;
+    // ... and only the columns the statement may read of it.
+    let used = crate::used::used_columns(stmt, src);
+    let columns: Vec<(usize, Vec<String>)> = refs
+        .tables
+        .iter()
+        .filter(|r| r.is_distributed() && once(r.qualifier.start))
+        .filter_map(|r| {
+            let (_, refname) = used.names.iter().find(|(at, _)| *at == r.qualifier.start)?;
+            let all = rels.columns_of(r.schema.as_deref(), &r.name)?;
+            Some((r.qualifier.start, used.of(refname, &all)?))
+        })
+        .collect();
+    let tables = pull_tables(src, refs.tables.iter(), why, &narrow, &columns)?;
     if tables.is_empty() {
         return Err(why.to_owned());
     }

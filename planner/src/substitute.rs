@@ -153,7 +153,7 @@ fn substitute(
         // Subqueries over distributed tables the shards cannot join, or over tables only the
         // default node has.
         if inside.iter().any(|r| answered_in(r)) {
-            let tables = pull_tables(src, inside.into_iter(), why, &[])?;
+            let tables = pull_tables(src, inside.into_iter(), why, &[], &[])?;
             let quals = refs.qualifiers().into_iter().filter(|q| q.start >= inner.start && q.start < inner.end).collect();
             let sp = Splicer::new(src.sql, quals);
             let mut b = sp.builder();
@@ -179,7 +179,7 @@ fn substitute(
         let start = "SELECT * FROM ".len();
         let quals = if r.is_distributed() { std::iter::once(start..start + r.qualifier.len()).collect() } else { Vec::new() };
         let query = Splicer::new(&text, quals).whole();
-        let tables = pull_tables(src, std::iter::once(r), why, &[])?;
+        let tables = pull_tables(src, std::iter::once(r), why, &[], &[])?;
         let suffix = if has_alias { String::new() } else { format!(" AS {}", crate::names::quote_ident(&r.name)) };
         subqueries.push(Subquery { range, tables, query, suffix });
     }

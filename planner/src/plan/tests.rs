@@ -511,3 +511,21 @@ fn windows_partitioned_by_the_distribution_column_run_per_shard() {
         assert!(multi(sql).is_err(), "{sql}");
     }
 }
+
+#[test]
+fn copies_carry_only_the_columns_the_statement_may_read() {
+    let rows = |sql: &str| match plan_sql(sql, &Catalog) {
+        Plan::Pull(p) => p.tables.iter().map(|t| t.rows.render(Some("s"))).collect::<Vec<_>>(),
+        other => panic!("{sql}: {other}"),
+    };
+    assert_eq!(
+        rows("SELECT o.o_id, e.note FROM orders o JOIN events e ON e.e_tenant = o.o_id WHERE o.o_carrier_id = 3")[0],
+        "SELECT \"o_id\", \"o_carrier_id\" FROM s.\"orders\" AS \"o\" WHERE (o.o_carrier_id = 3)"
+    );
+    // Unqualified names count for every table that has them; a table read whole keeps all.
+    assert_eq!(rows("SELECT count(*) FROM orders o JOIN events e ON e_tenant = o_d_id")[0], "SELECT \"o_d_id\" FROM s.\"orders\"");
+    assert_eq!(rows("SELECT o.*, e.note FROM orders o JOIN events e ON e.e_tenant = o.o_id")[0], "SELECT * FROM s.\"orders\"");
+    assert_eq!(rows("SELECT row_to_json(o) FROM orders o JOIN events e ON e.e_tenant = o.o_id")[0], "SELECT * FROM s.\"orders\"");
+    assert_eq!(rows("SELECT 1 FROM orders JOIN events USING (o_id)")[0], "SELECT \"o_id\" FROM s.\"orders\"");
+    assert_eq!(rows("SELECT count(*) FROM orders, events WHERE events.x = 1")[0], "SELECT \"o_id\" FROM s.\"orders\"");
+}
