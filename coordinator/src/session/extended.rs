@@ -433,6 +433,12 @@ impl Session {
             Ok(k) => k,
             Err(e) => return Ok(Action::Fail(e)),
         };
+        // A statement home runs as the client prepared it keeps home's own time (see the
+        // README's limits): the client's Parse and Binds go there unchanged.
+        let (sql, types, time) = match (&kind, time) {
+            (StmtKind::Home, Some((_, own, own_types))) => (own, own_types, None),
+            (_, time) => (sql, types, time),
+        };
         if !p.name.is_empty() && self.statements.stmts.contains_key(p.name) {
             // PostgreSQL says the statement exists; keep ours as it was.
             return Ok(send(0, m, Unit::Parse));

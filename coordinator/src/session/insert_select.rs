@@ -64,23 +64,12 @@ impl Session {
             Ok(h) => h,
             Err(e) => return self.refuse(e).await,
         };
-        let mut setup = vec!["BEGIN".to_owned()];
-        for t in &plan.sources {
-            setup.push(format!("CREATE TEMPORARY TABLE {} ON COMMIT DROP AS {} WITH NO DATA", t.temp_name, t.rows.render(None)));
-        }
-        setup.push(match plan.defaults {
+        let stage = match plan.defaults {
             true => format!("CREATE TEMPORARY TABLE pgshard_insert (LIKE {} INCLUDING DEFAULTS) ON COMMIT DROP", plan.shell),
             false => format!("CREATE TEMPORARY TABLE pgshard_insert ON COMMIT DROP AS SELECT {columns} FROM {} WITH NO DATA", plan.shell),
-        });
-        if let (_, Some(e)) = self.rows_on(h, &setup.join(";\n")).await? {
+        };
+        if let Some(e) = self.copies_on_home(catalog, &plan.sources, &[stage], h).await? {
             return self.insert_select_failed(h, e).await;
-        }
-        for t in &plan.sources {
-            let shards: Vec<&Shard> = catalog.shards_of(ColocationId(t.group)).iter().collect();
-            let table = format!("{PULL_SCHEMA}.{}", t.temp_name);
-            if let Some(e) = self.copy_shards_to_home(catalog, &t.rows, &table, &shards, h).await? {
-                return self.insert_select_failed(h, e).await;
-            }
         }
         let fill = format!("INSERT INTO {STAGE} ({filled}) {}", plan.query.render(Some(PULL_SCHEMA)));
         if let (_, Some(e)) = self.rows_on(h, &fill).await? {

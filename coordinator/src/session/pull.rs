@@ -7,7 +7,8 @@
 use std::sync::Arc;
 
 use pgshard_catalog::{CatalogSnapshot, ColocationId, Shard};
-use pgshard_planner::{PULL_SCHEMA, PullPlan};
+use bytes::Bytes;
+use pgshard_planner::{PULL_SCHEMA, PullPlan, PullTable};
 
 use super::fanout::Merged;
 use super::relay::Interrupted;
@@ -29,26 +30,38 @@ impl Session {
             Ok(h) => h,
             Err(e) => return self.answer_error(&e).await,
         };
-        let mut setup = vec!["BEGIN".to_owned()];
-        for t in &pull.tables {
-            setup.push(format!(
-                "CREATE TEMPORARY TABLE {} ON COMMIT DROP AS {} WITH NO DATA",
-                t.temp_name,
-                t.rows.render(None)
-            ));
-        }
-        let (_, error) = self.rows_on(h, &setup.join(";\n")).await?;
-        if let Some(e) = error {
+        if let Some(e) = self.copies_on_home(catalog, &pull.tables, &[], h).await? {
             return self.end_on_home(h, Merged { error: Some(e), ..Merged::default() }).await;
-        }
-        for t in &pull.tables {
-            let shards: Vec<&Shard> = catalog.shards_of(ColocationId(t.group)).iter().collect();
-            let table = format!("{PULL_SCHEMA}.{}", t.temp_name);
-            if let Some(e) = self.copy_shards_to_home(catalog, &t.rows, &table, &shards, h).await? {
-                return self.end_on_home(h, Merged { error: Some(e), ..Merged::default() }).await;
-            }
         }
         let merged = self.final_on_home(h, &pull.query.render(Some(PULL_SCHEMA))).await?;
         self.end_on_home(h, merged).await
+    }
+
+    /// Opens a transaction on home (connection `h`) with a temporary table per table of
+    /// `tables` (and the statements of `also`), and streams every shard's rows into them.
+    /// Returns the first error.
+    pub(super) async fn copies_on_home(
+        &mut self,
+        catalog: &Arc<CatalogSnapshot>,
+        tables: &[PullTable],
+        also: &[String],
+        h: usize,
+    ) -> Result<Option<Bytes>, Interrupted> {
+        let mut setup = vec!["BEGIN".to_owned()];
+        for t in tables {
+            setup.push(format!("CREATE TEMPORARY TABLE {} ON COMMIT DROP AS {} WITH NO DATA", t.temp_name, t.rows.render(None)));
+        }
+        setup.extend_from_slice(also);
+        if let (_, Some(e)) = self.rows_on(h, &setup.join(";\n")).await? {
+            return Ok(Some(e));
+        }
+        for t in tables {
+            let shards: Vec<&Shard> = catalog.shards_of(ColocationId(t.group)).iter().collect();
+            let table = format!("{PULL_SCHEMA}.{}", t.temp_name);
+            if let Some(e) = self.copy_shards_to_home(catalog, &t.rows, &table, &shards, h).await? {
+                return Ok(Some(e));
+            }
+        }
+        Ok(None)
     }
 }

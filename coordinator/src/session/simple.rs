@@ -91,7 +91,12 @@ impl Session {
                     return self.answer_error(&aborted_block()).await;
                 }
                 let i = 0;
-                self.send_query(i, &m, Writes::Unknown).await?;
+                // A read of reference tables runs here: with the transaction's time written in.
+                let frame = match &timed {
+                    Some(text) => msg::build(|o| msg::query(text, o)),
+                    None => m.clone(),
+                };
+                self.send_query(i, &frame, Writes::Unknown).await?;
                 if self.last_query_failed {
                     return Ok(());
                 }

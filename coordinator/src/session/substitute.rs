@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use pgshard_catalog::{CatalogSnapshot, ColocationId, Shard};
+use pgshard_catalog::CatalogSnapshot;
 use pgshard_planner::{PULL_SCHEMA, Plan, Subquery, Substitute};
 
 use super::fanout::Merged;
@@ -60,19 +60,8 @@ impl Session {
         why: &str,
         max_rows: usize,
     ) -> Result<Result<String, Bytes>, Interrupted> {
-        let mut setup = vec!["BEGIN".to_owned()];
-        for t in &sub.tables {
-            setup.push(format!("CREATE TEMPORARY TABLE {} ON COMMIT DROP AS {} WITH NO DATA", t.temp_name, t.rows.render(None)));
-        }
-        if let (_, Some(e)) = self.rows_on(h, &setup.join(";\n")).await? {
+        if let Some(e) = self.copies_on_home(catalog, &sub.tables, &[], h).await? {
             return Ok(Err(e));
-        }
-        for t in &sub.tables {
-            let shards: Vec<&Shard> = catalog.shards_of(ColocationId(t.group)).iter().collect();
-            let table = format!("{PULL_SCHEMA}.{}", t.temp_name);
-            if let Some(e) = self.copy_shards_to_home(catalog, &t.rows, &table, &shards, h).await? {
-                return Ok(Err(e));
-            }
         }
         let run = format!(
             "CREATE TEMPORARY TABLE pgshard_sub ON COMMIT DROP AS {};\n\
