@@ -75,7 +75,7 @@ pub struct Report {
     pub matched: usize,
     /// Same error on both sides.
     pub both_failed: usize,
-    /// Writes (INSERT ... SELECT, UPDATE, DELETE) after which the table's rows were compared.
+    /// Writes (INSERT, UPDATE, DELETE, data-modifying WITH) after which the table's rows were compared.
     pub writes: usize,
     /// Refused by pgshard with 0A000, by message.
     pub refused: BTreeMap<String, usize>,
